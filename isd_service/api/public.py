@@ -1,0 +1,230 @@
+"""Public reads, no login: catalogue, versions, snapshots, MDD files, deltas, records."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, request, stream_with_context, url_for
+from sqlalchemy import select
+
+from isd_service import delta, snapshot
+from isd_service.api.schemas import (
+    CatalogueQuery,
+    DeltaQuery,
+    PageQuery,
+    RecordsQuery,
+    SnapshotQuery,
+    parse,
+)
+from isd_service.catalogue import Catalogue, EntityDef
+from isd_service.catalogue_db import working_catalogue
+from isd_service.errors import ApiError
+from isd_service.extensions import session
+from isd_service.models import Load, Version
+from isd_service.records import decode, project
+from isd_service.releases import manifest
+from isd_service.store import get_version, iter_snapshot, latest_version
+from isd_service.validation import coerce
+
+bp = Blueprint("public", __name__)
+
+
+def _version(number: int) -> Version:
+    version = get_version(session(), number)
+    if version is None:
+        raise ApiError(404, f"version {number} has not been published", slug="no-such-version")
+    return version
+
+
+def _latest() -> Version:
+    version = latest_version(session())
+    if version is None:
+        raise ApiError(404, "no version has been published yet", slug="no-such-version")
+    return version
+
+
+def _stream(chunks: Iterator[str], mimetype: str, filename: str | None = None) -> Response:
+    response = Response(stream_with_context(chunks), mimetype=mimetype)
+    if filename:
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.get("/catalogue")
+def get_catalogue() -> Any:
+    """The working catalogue, or with ?version=N the one version N was published with."""
+    args = parse(CatalogueQuery(), request.args)
+    if "version" in args:
+        version = _version(args["version"])
+        return {"version": version.number, "entities": version.catalogue}
+    return {"version": None, "entities": working_catalogue(session()).to_list()}
+
+
+@bp.get("/versions")
+def list_versions() -> Any:
+    """Published versions, newest first; `cursor` is the number to continue below."""
+    args = parse(PageQuery(), request.args)
+    limit = args.get("limit", 100)
+    stmt = select(Version).order_by(Version.number.desc()).limit(limit + 1)
+    if "cursor" in args:
+        if not args["cursor"].isdigit():
+            raise ApiError(400, "cursor must be a version number", slug="invalid-request")
+        stmt = stmt.where(Version.number < int(args["cursor"]))
+    rows = list(session().scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = str(rows[-1].number) if more and rows else None
+    return {
+        "versions": [manifest(v) for v in rows],
+        "next_cursor": next_cursor,
+        "next": url_for(".list_versions", limit=limit, cursor=next_cursor)
+        if next_cursor else None,
+    }
+
+
+@bp.get("/versions/latest")
+def get_latest() -> Any:
+    return manifest(_latest())
+
+
+@bp.get("/versions/<int(signed=True):number>")
+def get_manifest(number: int) -> Any:
+    version = _version(number)
+    loads = list(session().scalars(select(Load).where(Load.version == number)
+                                   .order_by(Load.id)))
+    return manifest(version, loads)
+
+
+@bp.get("/versions/<int(signed=True):number>/snapshot")
+def get_snapshot(number: int) -> Response:
+    args = parse(SnapshotQuery(), request.args)
+    version = _version(number)
+    entity = args.get("entity")
+    try:
+        snapshot.entities_of(version, entity)
+    except LookupError as exc:
+        raise ApiError(404, str(exc), slug="no-such-entity") from None
+    fmt = args["format"]
+    if fmt == "csv":
+        data = snapshot.as_csv_zip(session(), version, entity)
+        response = Response(data, mimetype="application/zip")
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="isd_{number}{"_" + entity if entity else ""}.zip"')
+        return response
+    if fmt == "ndjson":
+        return _stream(snapshot.as_ndjson(session(), version, entity), "application/x-ndjson")
+    return _stream(snapshot.as_json(session(), version, entity), "application/json")
+
+
+@bp.get("/versions/<int(signed=True):number>/mdd/<string:name>")
+def get_mdd_file(number: int, name: str) -> Response:
+    """One entity in the Elexon MDD CSV layout: `<Stem>.csv` (or `<Stem>_<N>.csv`)."""
+    version = _version(number)
+    catalogue = Catalogue.from_list(version.catalogue)
+    stem = name[:-4] if name.lower().endswith(".csv") else name
+    entity = catalogue.by_source(stem)
+    if entity is None and stem.endswith(f"_{number}"):
+        entity = catalogue.by_source(stem[: -len(f"_{number}")])
+    if entity is None:
+        raise ApiError(404, f"version {number} has no entity with the MDD name {stem!r}",
+                       slug="no-such-entity")
+    return _stream(snapshot.as_mdd_csv(session(), version, entity), "text/csv",
+                   f"{entity.source}_{number}.csv")
+
+
+@bp.get("/deltas")
+def get_delta() -> Response:
+    """Net changes from version `from` (0: empty) to `to` (default: latest)."""
+    args = parse(DeltaQuery(), request.args)
+    new = _version(args["to"]) if "to" in args else _latest()
+    old = _version(args["from_"]) if args["from_"] else None
+    if old is not None and old.number > new.number:
+        raise ApiError(400, f"from ({old.number}) must not be after to ({new.number})",
+                       slug="invalid-request")
+    entity = args.get("entity")
+    if entity is not None and not any(entity in Catalogue.from_list(v.catalogue)
+                                      for v in (old, new) if v is not None):
+        raise ApiError(404, f"entity {entity!r} is in neither version", slug="no-such-entity")
+    if args["format"] == "ndjson":
+        return _stream(delta.as_ndjson(session(), old, new, entity), "application/x-ndjson")
+    return _stream(delta.as_json(session(), old, new, entity), "application/json")
+
+
+@bp.get("/entities/<string:entity_id>/records")
+def get_records(entity_id: str) -> Any:
+    """Records of an entity in a version, filtered by field values and validity date."""
+    known = {"version", "effective_on", "limit", "cursor"}
+    args = parse(RecordsQuery(), {k: v for k, v in request.args.items() if k in known})
+    version = _version(args["version"]) if "version" in args else _latest()
+    entity = Catalogue.from_list(version.catalogue).get(entity_id)
+    if entity is None:
+        raise ApiError(404, f"entity {entity_id!r} is not in version {version.number}",
+                       slug="no-such-entity")
+    filters = _filters(entity, {k: v for k, v in request.args.items() if k not in known})
+    on = args.get("effective_on")
+    if on is not None and entity.effective_from is None:
+        raise ApiError(400, f"{entity_id} has no effective dates to filter on",
+                       slug="invalid-request")
+    limit = args.get("limit", 100)
+    after = _decode_cursor(args["cursor"]) if "cursor" in args else None
+    records: list[dict[str, Any]] = []
+    last_key = None
+    for key, data in iter_snapshot(session(), entity.id, version.number, after_key=after):
+        record = project(entity, decode(data))
+        if all(record.get(f) == v for f, v in filters.items()) and _in_force(entity, record, on):
+            if len(records) == limit:
+                break
+            records.append(record)
+            last_key = key
+    else:
+        last_key = None
+    cursor = _encode_cursor(last_key) if last_key is not None else None
+    return {"entity": entity.id, "version": version.number, "records": records,
+            "next_cursor": cursor}
+
+
+def _filters(entity: EntityDef, raw: dict[str, str]) -> dict[str, Any]:
+    filters: dict[str, Any] = {}
+    errors = []
+    for name, value in raw.items():
+        fdef = entity.field(name)
+        if fdef is None:
+            errors.append({"field": name, "message": f"unknown parameter: not a field of "
+                                                     f"{entity.id}"})
+            continue
+        try:
+            filters[name] = coerce(fdef, value, dates="iso")
+        except ValueError as exc:
+            errors.append({"field": name, "message": str(exc)})
+    if errors:
+        raise ApiError(400, "the request's query is not valid", slug="invalid-request",
+                       errors=errors)
+    return filters
+
+
+def _in_force(entity: EntityDef, record: dict[str, Any], on: Any) -> bool:
+    if on is None or entity.effective_from is None:
+        return True
+    day = on.isoformat()
+    start = record.get(entity.effective_from)
+    end = record.get(entity.effective_to) if entity.effective_to else None
+    return (start is None or start <= day) and (end is None or day <= end)
+
+
+def _encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        key = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "cursor is not one this service gave out",
+                       slug="invalid-request") from None
+    if not isinstance(key, str):
+        raise ApiError(400, "cursor is not one this service gave out", slug="invalid-request")
+    return key

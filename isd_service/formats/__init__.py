@@ -1,0 +1,73 @@
+"""Readers and writers of the file formats participants use (pure, no Flask or ORM).
+
+Reading turns input files into raw rows per entity; validation then types and checks them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from isd_service.catalogue import Catalogue, EntityDef
+from isd_service.validation import Problem, RawRow
+
+FORMATS = ("mdd-csv", "csv", "json")
+_MDD_NAME = re.compile(r"^(?P<stem>.+?)(?:_(?P<version>[0-9]+))?\.csv$", re.IGNORECASE)
+
+
+@dataclass
+class InputFile:
+    """One uploaded or named file: its base name and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass
+class EntityRows:
+    """The raw rows a file holds for one entity, and how its dates are written."""
+
+    entity: EntityDef
+    file: str
+    dates: str
+    rows: list[RawRow] = field(default_factory=list)
+
+
+def safe_name(name: str) -> str:
+    """Keep only a file's base name, so that a name never reaches outside its folder."""
+    return PurePath(name.replace("\\", "/")).name or "upload"
+
+
+def decode_text(data: bytes, file: str) -> tuple[str | None, list[Problem]]:
+    """Decode UTF-8 input (a leading BOM is dropped); refuse NULs and other encodings."""
+    if not data.strip():
+        return None, [Problem("the file is empty", file=file, line=1)]
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        return None, [Problem("NUL byte in the file: it is not a text file", file=file,
+                              line=line)]
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        byte = data[exc.start : exc.start + 1].hex().upper()
+        return None, [Problem(
+            f"not valid UTF-8 (byte 0x{byte}); files must be UTF-8 encoded",
+            file=file, line=line)]
+
+
+def entity_for_file(catalogue: Catalogue, fmt: str, name: str) -> EntityDef | None:
+    """Find the entity a file is for from its name: `<Stem>_<NNN>.csv` or `<entity id>.csv`."""
+    if fmt == "mdd-csv":
+        m = _MDD_NAME.match(name)
+        if m:
+            entity = catalogue.by_source(m.group("stem"))
+            if entity is None and m.group("version"):
+                entity = catalogue.by_source(f"{m.group('stem')}_{m.group('version')}")
+            return entity
+        return None
+    stem = PurePath(name).stem
+    return catalogue.get(stem) or catalogue.by_source(stem)

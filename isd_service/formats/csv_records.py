@@ -1,0 +1,24 @@
+"""Generic CSV: a header of field ids, ISO dates, an empty field for no value."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from isd_service.catalogue import EntityDef, FieldDef
+from isd_service.formats import EntityRows
+from isd_service.formats.tabular import read_table, write_table
+from isd_service.validation import Problem
+
+
+def read(data: bytes, entity: EntityDef, file: str) -> tuple[EntityRows | None, list[Problem]]:
+    return read_table(data, entity, file, header_of=lambda f: f.id, dates="iso")
+
+
+def render(fdef: FieldDef, value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def write(entity: EntityDef, records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    return write_table(entity, records, header_of=lambda f: f.id, render=render,
+                       quote_all=False)

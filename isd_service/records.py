@@ -1,0 +1,70 @@
+"""Canonical forms of a record: its key text, its stored data and its hash (pure).
+
+These forms are the contract that makes deltas exact and hashes checkable by anyone:
+
+- key text: the key fields' values (dates ISO, integers in decimal) joined by U+001F, so that
+  ordering by key text is ordering by the key tuple;
+- stored data: JSON of the record's non-null values, keys sorted, no whitespace, so that two
+  records are equal exactly when their stored texts are;
+- hashed line: JSON of the record projected on its version's catalogue (every field, null for
+  no value), keys sorted, no whitespace, UTF-8, followed by a newline. An entity's sha256 is
+  over its hashed lines in key order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from isd_service.catalogue import EntityDef
+
+KEY_SEPARATOR = "\x1f"
+
+
+def key_text(entity: EntityDef, record: dict[str, Any]) -> str:
+    """Join the key fields' values into the text the store orders and matches by."""
+    return KEY_SEPARATOR.join(str(record[k]) for k in entity.key)
+
+
+def key_dict(entity: EntityDef, record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record.get(k) for k in entity.key}
+
+
+def encode(record: dict[str, Any]) -> str:
+    """Serialise a record's non-null values canonically for storage and comparison."""
+    return json.dumps({k: v for k, v in record.items() if v is not None},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(data: str) -> dict[str, Any]:
+    return json.loads(data)
+
+
+def project(entity: EntityDef, stored: dict[str, Any]) -> dict[str, Any]:
+    """Give a stored record every field of the entity, in catalogue order, null where unset."""
+    return {fid: stored.get(fid) for fid in entity.field_ids}
+
+
+def hashed_line(entity: EntityDef, data: str) -> bytes:
+    record = project(entity, decode(data))
+    return (json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            + "\n").encode("utf-8")
+
+
+def entity_hash(entity: EntityDef, data_in_key_order: Iterable[str]) -> tuple[int, str]:
+    """Count and hash an entity's records (stored data texts, in key order)."""
+    digest = hashlib.sha256()
+    count = 0
+    for data in data_in_key_order:
+        digest.update(hashed_line(entity, data))
+        count += 1
+    return count, digest.hexdigest()
+
+
+def snapshot_hash(entity_hashes: dict[str, str], catalogue_sha256: str) -> str:
+    """Hash a whole version: its catalogue and every entity's hash, entity ids sorted."""
+    lines = [f"catalogue {catalogue_sha256}\n"]
+    lines += [f"{eid} {entity_hashes[eid]}\n" for eid in sorted(entity_hashes)]
+    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()

@@ -1,0 +1,128 @@
+"""Versioned record rows: the SQL for snapshots, deltas, history and the publication step.
+
+A row belongs to every version v with valid_from <= v < valid_to (valid_to null: still live).
+Nothing here commits: the services that call it own their transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Integer, and_, delete, exists, insert, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from isd_service.models import DraftChange, Record, Version
+
+STREAM_BATCH = 5000
+
+
+def alive_at(version: int):
+    return and_(Record.valid_from <= version,
+                or_(Record.valid_to.is_(None), Record.valid_to > version))
+
+
+def latest_version(session: Session) -> Version | None:
+    return session.scalars(select(Version).order_by(Version.number.desc()).limit(1)).first()
+
+
+def get_version(session: Session, number: int) -> Version | None:
+    return session.get(Version, number)
+
+
+def iter_snapshot(
+    session: Session,
+    entity_id: str,
+    version: int,
+    *,
+    after_key: str | None = None,
+    limit: int | None = None,
+) -> Iterator[tuple[str, str]]:
+    """Yield (key, data) of an entity as it stood in a version, in key order, streamed."""
+    stmt = (select(Record.key, Record.data)
+            .where(Record.entity_id == entity_id, alive_at(version))
+            .order_by(Record.key))
+    if after_key is not None:
+        stmt = stmt.where(Record.key > after_key)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    result = session.execute(stmt, execution_options={"yield_per": STREAM_BATCH})
+    yield from result.tuples()
+
+
+def live_rows(session: Session, entity_id: str) -> dict[str, str]:
+    """Return key -> data of an entity's rows in the latest version."""
+    stmt = select(Record.key, Record.data).where(
+        Record.entity_id == entity_id, Record.valid_to.is_(None))
+    return dict(session.execute(stmt).tuples().all())
+
+
+def has_live_rows(session: Session, entity_id: str) -> bool:
+    stmt = select(Record.id).where(Record.entity_id == entity_id, Record.valid_to.is_(None))
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+@dataclass
+class KeyChange:
+    """The net change of one key between two versions; data None means absent."""
+
+    entity_id: str
+    key: str
+    before: str | None
+    after: str | None
+
+    @property
+    def op(self) -> str:
+        if self.before is None:
+            return "insert"
+        return "delete" if self.after is None else "update"
+
+
+def changed_rows(session: Session, entity_id: str, old: int, new: int) -> list[KeyChange]:
+    """Net changes of an entity from version ``old`` to ``new`` (old < new), in key order.
+
+    Only rows that started or ended in (old, new] are read, so the cost follows the number of
+    changes, not the size of the entity.
+    """
+    started = select(Record.key, Record.data, Record.valid_from, Record.valid_to).where(
+        Record.entity_id == entity_id, Record.valid_from > old, Record.valid_from <= new)
+    ended = select(Record.key, Record.data, Record.valid_from, Record.valid_to).where(
+        Record.entity_id == entity_id, Record.valid_to > old, Record.valid_to <= new)
+    before: dict[str, str] = {}
+    after: dict[str, str] = {}
+    for stmt in (started, ended):
+        for key, data, vfrom, vto in session.execute(stmt):
+            if vfrom <= old and (vto is None or vto > old):
+                before[key] = data
+            if vfrom <= new and (vto is None or vto > new):
+                after[key] = data
+    changes = []
+    for key in sorted(before.keys() | after.keys()):
+        b, a = before.get(key), after.get(key)
+        if b != a:
+            changes.append(KeyChange(entity_id, key, b, a))
+    return changes
+
+
+def record_history(session: Session, entity_id: str, key: str) -> list[Record]:
+    stmt = (select(Record).where(Record.entity_id == entity_id, Record.key == key)
+            .order_by(Record.valid_from))
+    return list(session.scalars(stmt))
+
+
+def apply_draft(session: Session, number: int) -> None:
+    """Turn the staged draft into version ``number``'s rows (one statement each way).
+
+    Every live row that the draft updates or deletes ends at ``number``; every upsert starts
+    a new row there. Rows of older versions are never touched, so they stay exact.
+    """
+    staged = exists().where(DraftChange.entity_id == Record.entity_id,
+                            DraftChange.key == Record.key)
+    session.execute(update(Record).where(Record.valid_to.is_(None), staged)
+                    .values(valid_to=number).execution_options(synchronize_session=False))
+    session.execute(insert(Record).from_select(
+        ["entity_id", "key", "data", "valid_from"],
+        select(DraftChange.entity_id, DraftChange.key, DraftChange.data,
+               literal(number, Integer()))
+        .where(DraftChange.op == "upsert")))
+    session.execute(delete(DraftChange))
