@@ -18,7 +18,7 @@ from isd_service.auth import ROLES, create_token
 from isd_service.catalogue import CatalogueError
 from isd_service.extensions import session
 from isd_service.formats import FORMATS, InputFile
-from isd_service.models import Version
+from isd_service.models import Load, Version
 
 MIGRATIONS = PROJECT_ROOT / "migrations"
 SEED_DATA = PROJECT_ROOT / "seed_data"
@@ -253,14 +253,22 @@ def catalogue_add_field(entity_id: str, definition: str) -> None:
 
 @click.command("seed")
 @click.option("--version", type=click.IntRange(1, 2**31 - 1), default=1, show_default=True)
+@click.option("--if-empty", is_flag=True,
+              help="do nothing (and succeed) when versions are already published")
 @with_appcontext
-def seed_command(version: int) -> None:
+def seed_command(version: int, if_empty: bool) -> None:
     """Load seed_data/ into an empty database and publish it; prints the version."""
     db = session()
     if not inspect(db.get_bind()).has_table("version"):
         _fail("the database has no schema: run `isd db upgrade` first")
-    if db.scalars(select(Version.number).limit(1)).first() is not None:
+    latest = db.scalars(select(Version.number).order_by(Version.number.desc())).first()
+    if latest is not None and if_empty:
+        click.echo(f"versions are already published; the latest is {latest}")
+        return
+    if latest is not None:
         _fail("the database already has published versions; seed only an empty one")
+    if db.scalars(select(Load.id).limit(1)).first() is not None:
+        _fail("the draft already has loads in it; seed only an empty database")
     files = _input_files((str(SEED_DATA / "records"),), "csv")
     try:
         drafts.load(db, files=files, fmt="csv", mode="replace", entity_id=None,

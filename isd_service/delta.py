@@ -20,15 +20,18 @@ from isd_service.store import changed_rows
 EMPTY_SHA256 = None
 
 
-def header(old: Version | None, new: Version) -> dict[str, Any]:
+def header(old: Version | None, new: Version, entity_id: str | None = None) -> dict[str, Any]:
     before = Catalogue.from_list(old.catalogue) if old else Catalogue([])
     after = Catalogue.from_list(new.catalogue)
+    changes = catalogue_changes(before, after)
+    if entity_id is not None:
+        changes = [c for c in changes if c["entity"] == entity_id]
     return {
         "from": old.number if old else 0,
         "to": new.number,
         "from_sha256": old.sha256 if old else EMPTY_SHA256,
         "to_sha256": new.sha256,
-        "catalogue": catalogue_changes(before, after),
+        "catalogue": changes,
     }
 
 
@@ -58,7 +61,7 @@ def iter_changes(
 
 def as_json(session: Session, old: Version | None, new: Version,
             entity_id: str | None) -> Iterator[str]:
-    head = dumps(header(old, new))
+    head = dumps(header(old, new, entity_id))
     yield head[:-1] + ',"changes":['
     for i, change in enumerate(iter_changes(session, old, new, entity_id)):
         yield ("," if i else "") + dumps(change)
@@ -67,6 +70,6 @@ def as_json(session: Session, old: Version | None, new: Version,
 
 def as_ndjson(session: Session, old: Version | None, new: Version,
               entity_id: str | None) -> Iterator[str]:
-    yield dumps(header(old, new)) + "\n"
+    yield dumps(header(old, new, entity_id)) + "\n"
     for change in iter_changes(session, old, new, entity_id):
         yield dumps(change) + "\n"

@@ -88,7 +88,8 @@ def lock_draft(session: Session) -> None:
 
 
 def parse_files(
-    catalogue: Catalogue, files: list[InputFile], fmt: str, entity_id: str | None
+    catalogue: Catalogue, files: list[InputFile], fmt: str, entity_id: str | None,
+    *, keys_only: bool = False,
 ) -> tuple[list[EntityRows], list[Problem]]:
     """Read each file into raw rows of the entity it is for."""
     problems: list[Problem] = []
@@ -116,7 +117,7 @@ def parse_files(
                 "(MDD) or <entity id>.csv, or give the entity", file=name))
             continue
         reader = mdd_csv.read if fmt == "mdd-csv" else csv_records.read
-        table, found = reader(f.data, entity, name)
+        table, found = reader(f.data, entity, name, keys_only=keys_only)
         problems += found
         if table is not None:
             groups.append(table)
@@ -205,7 +206,8 @@ def load(
         if mode not in MODES:
             raise LoadRejected([Problem(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")])
         report("read", 0, len(files))
-        groups, problems = parse_files(catalogue, files, fmt, entity_id)
+        groups, problems = parse_files(catalogue, files, fmt, entity_id,
+                                       keys_only=mode == "delete")
         validated: list[Validated] = []
         for i, g in enumerate(groups, start=1):
             v, found = validate_rows(g.entity, g.rows, dates=g.dates, file=g.file,

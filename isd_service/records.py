@@ -2,8 +2,9 @@
 
 These forms are the contract that makes deltas exact and hashes checkable by anyone:
 
-- key text: the key fields' values (dates ISO, integers in decimal) joined by U+001F, so that
-  ordering by key text is ordering by the key tuple;
+- key text: the key fields' values (dates ISO, integers in decimal) joined by U+001F, which
+  sorts below every character a value may hold; records are ordered by key text in code-point
+  order, field by field (so integer keys sort as text: "10" before "2");
 - stored data: JSON of the record's non-null values, keys sorted, no whitespace, so that two
   records are equal exactly when their stored texts are;
 - hashed line: JSON of the record projected on its version's catalogue (every field, null for

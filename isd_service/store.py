@@ -6,7 +6,7 @@ Nothing here commits: the services that call it own their transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from sqlalchemy import Integer, and_, delete, exists, insert, literal, or_, select, update
@@ -37,7 +37,7 @@ def iter_snapshot(
     *,
     after_key: str | None = None,
     limit: int | None = None,
-) -> Iterator[tuple[str, str]]:
+) -> Generator[tuple[str, str]]:
     """Yield (key, data) of an entity as it stood in a version, in key order, streamed."""
     stmt = (select(Record.key, Record.data)
             .where(Record.entity_id == entity_id, alive_at(version))
@@ -47,14 +47,18 @@ def iter_snapshot(
     if limit is not None:
         stmt = stmt.limit(limit)
     result = session.execute(stmt, execution_options={"yield_per": STREAM_BATCH})
-    yield from result.tuples()
+    try:
+        yield from result  # rows unpack as (key, data)
+    finally:
+        # A reader that stops early must not leave PostgreSQL's server-side cursor open.
+        result.close()
 
 
 def live_rows(session: Session, entity_id: str) -> dict[str, str]:
     """Return key -> data of an entity's rows in the latest version."""
     stmt = select(Record.key, Record.data).where(
         Record.entity_id == entity_id, Record.valid_to.is_(None))
-    return dict(session.execute(stmt).tuples().all())
+    return dict(session.execute(stmt).all())
 
 
 def has_live_rows(session: Session, entity_id: str) -> bool:

@@ -164,8 +164,10 @@ def validate_rows(
             start, end = record.get(entity.effective_from), record.get(entity.effective_to)
             if start is not None and end is not None and end < start:
                 problems.append(Problem(
-                    f"effective-to date is before effective-from date ({start})",
-                    entity.id, file, row.line, entity.effective_to, end))
+                    "effective-to date is before effective-from date "
+                    f"({row.values.get(entity.effective_from)})",
+                    entity.id, file, row.line, entity.effective_to,
+                    row.values.get(entity.effective_to)))
                 continue
         key = key_text(entity, record)
         if key in result.records:

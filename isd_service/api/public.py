@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context, url_for
@@ -12,6 +14,7 @@ from sqlalchemy import select
 
 from isd_service import delta, snapshot
 from isd_service.api.schemas import (
+    MAX_VERSION,
     CatalogueQuery,
     DeltaQuery,
     PageQuery,
@@ -33,7 +36,7 @@ bp = Blueprint("public", __name__)
 
 
 def _version(number: int) -> Version:
-    version = get_version(session(), number)
+    version = get_version(session(), number) if 1 <= number <= MAX_VERSION else None
     if version is None:
         raise ApiError(404, f"version {number} has not been published", slug="no-such-version")
     return version
@@ -47,7 +50,18 @@ def _latest() -> Version:
 
 
 def _stream(chunks: Iterator[str], mimetype: str, filename: str | None = None) -> Response:
-    response = Response(stream_with_context(chunks), mimetype=mimetype)
+    """Stream chunks; the request's session is closed when the last one has gone out."""
+    db = session()
+
+    def generate() -> Iterator[str]:
+        try:
+            yield from chunks
+        finally:
+            # The request's teardown has already run by the time a stream ends, so the
+            # stream gives its connection back itself.
+            db.close()
+
+    response = Response(stream_with_context(generate()), mimetype=mimetype)
     if filename:
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -70,9 +84,10 @@ def list_versions() -> Any:
     limit = args.get("limit", 100)
     stmt = select(Version).order_by(Version.number.desc()).limit(limit + 1)
     if "cursor" in args:
-        if not args["cursor"].isdigit():
+        cursor = args["cursor"]
+        if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_VERSION:
             raise ApiError(400, "cursor must be a version number", slug="invalid-request")
-        stmt = stmt.where(Version.number < int(args["cursor"]))
+        stmt = stmt.where(Version.number < int(cursor))
     rows = list(session().scalars(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -172,15 +187,17 @@ def get_records(entity_id: str) -> Any:
     after = _decode_cursor(args["cursor"]) if "cursor" in args else None
     records: list[dict[str, Any]] = []
     last_key = None
-    for key, data in iter_snapshot(session(), entity.id, version.number, after_key=after):
-        record = project(entity, decode(data))
-        if all(record.get(f) == v for f, v in filters.items()) and _in_force(entity, record, on):
-            if len(records) == limit:
-                break
-            records.append(record)
-            last_key = key
-    else:
-        last_key = None
+    with closing(iter_snapshot(session(), entity.id, version.number, after_key=after)) as rows:
+        for key, data in rows:
+            record = project(entity, decode(data))
+            if all(record.get(f) == v for f, v in filters.items()) and _in_force(
+                    entity, record, on):
+                if len(records) == limit:
+                    break
+                records.append(record)
+                last_key = key
+        else:
+            last_key = None
     cursor = _encode_cursor(last_key) if last_key is not None else None
     return {"entity": entity.id, "version": version.number, "records": records,
             "next_cursor": cursor}
@@ -225,6 +242,6 @@ def _decode_cursor(cursor: str) -> str:
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "cursor is not one this service gave out",
                        slug="invalid-request") from None
-    if not isinstance(key, str):
+    if not isinstance(key, str) or "\x00" in key:
         raise ApiError(400, "cursor is not one this service gave out", slug="invalid-request")
     return key

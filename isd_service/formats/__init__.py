@@ -13,6 +13,7 @@ from isd_service.catalogue import Catalogue, EntityDef
 from isd_service.validation import Problem, RawRow
 
 FORMATS = ("mdd-csv", "csv", "json")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MDD_NAME = re.compile(r"^(?P<stem>.+?)(?:_(?P<version>[0-9]+))?\.csv$", re.IGNORECASE)
 
 
@@ -35,8 +36,10 @@ class EntityRows:
 
 
 def safe_name(name: str) -> str:
-    """Keep only a file's base name, so that a name never reaches outside its folder."""
-    return PurePath(name.replace("\\", "/")).name or "upload"
+    """Keep only a file's base name, without control characters, so that a name never
+    reaches outside its folder nor puts terminal escapes into the load log."""
+    base = PurePath(name.replace("\\", "/")).name
+    return _CONTROL.sub("?", base)[:255] or "upload"
 
 
 def decode_text(data: bytes, file: str) -> tuple[str | None, list[Problem]]:

@@ -11,8 +11,11 @@ from isd_service.formats.tabular import read_table, write_table
 from isd_service.validation import Problem
 
 
-def read(data: bytes, entity: EntityDef, file: str) -> tuple[EntityRows | None, list[Problem]]:
-    return read_table(data, entity, file, header_of=lambda f: f.id, dates="iso")
+def read(
+    data: bytes, entity: EntityDef, file: str, *, keys_only: bool = False
+) -> tuple[EntityRows | None, list[Problem]]:
+    return read_table(data, entity, file, header_of=lambda f: f.id, dates="iso",
+                      keys_only=keys_only)
 
 
 def render(fdef: FieldDef, value: Any) -> str:

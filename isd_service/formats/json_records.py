@@ -22,6 +22,9 @@ def read(
     except json.JSONDecodeError as exc:
         return [], [Problem(f"invalid JSON: {exc.msg} (column {exc.colno})", file=file,
                             line=exc.lineno)]
+    except (ValueError, RecursionError) as exc:  # huge numbers, absurd nesting
+        return [], [Problem(f"invalid JSON: {type(exc).__name__}: {str(exc)[:200]}",
+                            file=file)]
     if isinstance(doc, dict) and isinstance(doc.get("entities"), dict):
         groups: dict[str, Any] = doc["entities"]
     elif entity is not None and isinstance(doc, list):

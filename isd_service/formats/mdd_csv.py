@@ -11,9 +11,12 @@ from isd_service.formats.tabular import read_table, write_table
 from isd_service.validation import Problem
 
 
-def read(data: bytes, entity: EntityDef, file: str) -> tuple[EntityRows | None, list[Problem]]:
+def read(
+    data: bytes, entity: EntityDef, file: str, *, keys_only: bool = False
+) -> tuple[EntityRows | None, list[Problem]]:
     """Read one MDD file of an entity (header = the MDD column names)."""
-    return read_table(data, entity, file, header_of=lambda f: f.name, dates="mdd")
+    return read_table(data, entity, file, header_of=lambda f: f.name, dates="mdd",
+                      keys_only=keys_only)
 
 
 def render(fdef: FieldDef, value: Any) -> str:

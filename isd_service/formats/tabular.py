@@ -21,8 +21,12 @@ def read_table(
     *,
     header_of: Callable[[FieldDef], str],
     dates: str,
+    keys_only: bool = False,
 ) -> tuple[EntityRows | None, list[Problem]]:
-    """Read a CSV file whose header names the entity's fields; report every problem."""
+    """Read a CSV file whose header names the entity's fields; report every problem.
+
+    With ``keys_only`` (a delete load) only the key columns are required.
+    """
     text, problems = decode_text(data, file)
     if text is None:
         return None, [_at(p, entity) for p in problems]
@@ -30,11 +34,12 @@ def read_table(
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     out = EntityRows(entity=entity, file=file, dates=dates)
     columns: list[str] = []
+    line = 1
     try:
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
             return None, [Problem("no header line", entity.id, file, 1)]
-        columns, problems = _map_header(header, entity, file, header_of)
+        columns, problems = _map_header(header, entity, file, header_of, keys_only)
         if problems:
             return None, problems
         line = reader.line_num + 1
@@ -48,12 +53,13 @@ def read_table(
                     out.rows.append(RawRow(line, dict(zip(columns, row, strict=True))))
             line = reader.line_num + 1
     except csv.Error as exc:
-        problems.append(Problem(f"malformed CSV: {exc}", entity.id, file, reader.line_num))
+        problems.append(Problem(f"malformed CSV: {exc}", entity.id, file, line))
     return (None if problems else out), problems
 
 
 def _map_header(
-    header: list[str], entity: EntityDef, file: str, header_of: Callable[[FieldDef], str]
+    header: list[str], entity: EntityDef, file: str, header_of: Callable[[FieldDef], str],
+    keys_only: bool,
 ) -> tuple[list[str], list[Problem]]:
     names = {header_of(f): f.id for f in entity.fields}
     folded = {name.strip().lower(): fid for name, fid in names.items()}
@@ -70,7 +76,8 @@ def _map_header(
                                     fid, name))
         columns.append(fid or "")
     for f in entity.fields:
-        if f.required and f.id not in columns:
+        needed = f.id in entity.key if keys_only else f.required
+        if needed and f.id not in columns:
             problems.append(Problem(f"required column {header_of(f)!r} is missing",
                                     entity.id, file, 1, f.id))
     return columns, problems
