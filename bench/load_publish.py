@@ -142,7 +142,7 @@ def main() -> None:
                        args.second)
     try:
         fresh_postgres(args.pg)
-    except Exception as exc:  # noqa: BLE001 - the benchmark still reports SQLite
+    except Exception as exc:  # the benchmark still reports SQLite
         print(f"PostgreSQL skipped: {exc.__class__.__name__}: {exc}")
     else:
         results += run("postgresql", args.pg, args.mdd, args.first, args.second)
