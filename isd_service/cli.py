@@ -40,7 +40,7 @@ def _progress() -> drafts.Progress | None:
         return None
 
     def show(step: str, done: int, total: int) -> None:
-        sys.stderr.write(f"\r{step:<9} {done}/{total}\x1b[K")
+        sys.stderr.write(f"\r{done}/{total} {step}\x1b[K")
         sys.stderr.flush()
         if step == "write":
             sys.stderr.write("\n")
@@ -68,7 +68,7 @@ def upgrade_database(app: Flask) -> bool:
     """Bring the schema to head; on an empty catalogue install the seed one. True if seeded."""
     from alembic import command
 
-    command.upgrade(alembic_config(app.config["DATABASE_URL"]), "head")
+    command.upgrade(alembic_config(app.config["DATABASE_URL"]), "heads")
     db = session()
     if catalogue_db.working_catalogue(db).entities:
         return False

@@ -17,8 +17,6 @@ from isd_service.records import decode, key_dict, project
 from isd_service.snapshot import dumps
 from isd_service.store import changed_rows
 
-EMPTY_SHA256 = None
-
 
 def header(old: Version | None, new: Version, entity_id: str | None = None) -> dict[str, Any]:
     before = Catalogue.from_list(old.catalogue) if old else Catalogue([])
@@ -29,7 +27,7 @@ def header(old: Version | None, new: Version, entity_id: str | None = None) -> d
     return {
         "from": old.number if old else 0,
         "to": new.number,
-        "from_sha256": old.sha256 if old else EMPTY_SHA256,
+        "from_sha256": old.sha256 if old else None,  # the empty base has no manifest
         "to_sha256": new.sha256,
         "catalogue": changes,
     }

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from isd_service import events
 from isd_service.catalogue import Catalogue, EntityDef
 from isd_service.catalogue_db import working_catalogue
 from isd_service.formats import (
@@ -214,13 +215,13 @@ def load(
                                      keys_only=mode == "delete")
             validated.append(v)
             problems += found
-            report("validate", i, len(groups))
+            report(f"validate {g.entity.id}", i, len(groups))
         if problems:
             raise LoadRejected(problems)
         staged_entities = []
         for i, v in enumerate(validated, start=1):
             staged_entities.append(stage(session, v, mode, problems))
-            report("stage", i, len(validated))
+            report(f"stage {v.entity.id}", i, len(validated))
         if problems:
             raise LoadRejected(problems)
         record = _record_load(session, files, fmt, mode, entity_id, actor, organisation,
@@ -228,6 +229,7 @@ def load(
         for s in staged_entities:
             _write_draft(session, s, record.id)
         report("write", len(staged_entities), len(staged_entities))
+        events.load_accepting.send(record, session=session)
         session.commit()
         return record
     except BaseException:

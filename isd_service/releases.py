@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from isd_service import events
 from isd_service.catalogue import Catalogue, catalogue_changes
 from isd_service.catalogue_db import working_catalogue
 from isd_service.drafts import lock_draft
@@ -75,11 +76,14 @@ def publish(
             published_by=actor, organisation=organisation)
         session.add(row)
         session.execute(update(Load).where(Load.version.is_(None)).values(version=number))
+        session.flush()
+        events.version_publishing.send(row, session=session)
         session.commit()
-        return row
     except BaseException:
         session.rollback()
         raise
+    events.version_published.send(row)
+    return row
 
 
 def _next_number(latest: Version | None, requested: int | None) -> int:

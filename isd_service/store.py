@@ -108,12 +108,6 @@ def changed_rows(session: Session, entity_id: str, old: int, new: int) -> list[K
     return changes
 
 
-def record_history(session: Session, entity_id: str, key: str) -> list[Record]:
-    stmt = (select(Record).where(Record.entity_id == entity_id, Record.key == key)
-            .order_by(Record.valid_from))
-    return list(session.scalars(stmt))
-
-
 def apply_draft(session: Session, number: int) -> None:
     """Turn the staged draft into version ``number``'s rows (one statement each way).
 

@@ -1,0 +1,20 @@
+"""Signals the data's path sends, so that other parts (audit, downloads, notifications) can
+act on them without the core knowing about them.
+
+``*_ing`` signals are sent inside the writer's transaction, before it commits, with the
+session: a receiver that adds rows there commits or rolls back with the change itself.
+``*_ed`` signals are sent after the commit: for work that must only follow a done change.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+# sender: the Load row; kwargs: session
+load_accepting = _signals.signal("load-accepting")
+# sender: the Version row; kwargs: session
+version_publishing = _signals.signal("version-publishing")
+# sender: the Version row (committed)
+version_published = _signals.signal("version-published")
