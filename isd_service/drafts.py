@@ -216,6 +216,9 @@ def load(
             validated.append(v)
             problems += found
             report(f"validate {g.entity.id}", i, len(groups))
+        for _receiver, found in events.load_validated.send(
+                validated, session=session, organisation=organisation, mode=mode):
+            problems += found or []
         if problems:
             raise LoadRejected(problems)
         staged_entities = []

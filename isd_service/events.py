@@ -12,6 +12,9 @@ from blinker import Namespace
 
 _signals = Namespace()
 
+# sender: the list of Validated (one per entity); kwargs: session, organisation, mode.
+# A receiver returns a list of validation.Problem (or None); any problem refuses the load.
+load_validated = _signals.signal("load-validated")
 # sender: the Load row; kwargs: session
 load_accepting = _signals.signal("load-accepting")
 # sender: the Version row; kwargs: session
