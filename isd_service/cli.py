@@ -13,12 +13,13 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import inspect, select
 
-from isd_service import PROJECT_ROOT, catalogue_db, drafts, releases
-from isd_service.auth import ROLES, create_token
+from isd_service import PROJECT_ROOT, audit, catalogue_db, drafts, releases
+from isd_service.auth import ROLES, create_token, list_tokens, revoke_token, token_summary
 from isd_service.catalogue import CatalogueError
 from isd_service.extensions import session
 from isd_service.formats import FORMATS, InputFile
 from isd_service.models import Load, Version
+from isd_service.store import load_release
 
 MIGRATIONS = PROJECT_ROOT / "migrations"
 SEED_DATA = PROJECT_ROOT / "seed_data"
@@ -68,7 +69,7 @@ def upgrade_database(app: Flask) -> bool:
     """Bring the schema to head; on an empty catalogue install the seed one. True if seeded."""
     from alembic import command
 
-    command.upgrade(alembic_config(app.config["DATABASE_URL"]), "heads")
+    command.upgrade(alembic_config(app.config["DATABASE_URL"]), "head")
     db = session()
     if catalogue_db.working_catalogue(db).entities:
         return False
@@ -105,11 +106,41 @@ def token_create(org: str, roles: tuple[str, ...], days: int | None,
     expires = datetime.now(UTC) + timedelta(days=days) if days else None
     try:
         token = create_token(session(), organisation=org, roles=list(roles),
-                             expires_at=expires, description=description)
+                             expires_at=expires, description=description, actor="cli",
+                             actor_organisation=current_app.config["ADMIN_ORG"])
     except ValueError as exc:
         _fail(str(exc))
     click.echo(f"token for {org} ({', '.join(sorted(set(roles)))}); it is not shown again:")
     click.echo(token)
+
+
+@token_group.command("list")
+@with_appcontext
+def token_list() -> None:
+    """List the tokens (id, organisation, roles, state); never their text."""
+    now = datetime.now(UTC)
+    for row in list_tokens(session()):
+        info = token_summary(row)
+        expires = row.expires_at
+        state = ("revoked" if row.revoked_at is not None else
+                 "expired" if expires and (expires if expires.tzinfo else
+                                           expires.replace(tzinfo=UTC)) <= now else "active")
+        click.echo(f"{info['id']:>5}  {info['organisation']}  {','.join(info['roles']):<24} "
+                   f"{state:<8} created {info['created_at']}  expires {info['expires_at']}"
+                   + (f"  {info['description']}" if info["description"] else ""))
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=click.IntRange(1))
+@with_appcontext
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by its id: refused from now on."""
+    try:
+        revoke_token(session(), token_id, actor="cli",
+                     actor_organisation=current_app.config["ADMIN_ORG"])
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(f"token {token_id} revoked")
 
 
 # --- load, draft, publish -----------------------------------------------------------------
@@ -138,17 +169,20 @@ def _input_files(paths: tuple[str, ...], fmt: str) -> list[InputFile]:
 @click.option("--entity", help="entity id (or MDD stem) when a file's name does not say")
 @click.option("--by", "actor", default="cli", show_default=True, help="who is loading")
 @click.option("--org", help="organisation recorded with the load [default: ADMIN_ORG]")
+@click.option("--target", type=click.Choice(["open", "frozen"]), default="open",
+              show_default=True,
+              help="frozen: override into the release frozen at its change-request deadline")
 @click.argument("paths", nargs=-1, required=True)
 @with_appcontext
 def load_command(fmt: str, mode: str, entity: str | None, actor: str, org: str | None,
-                 paths: tuple[str, ...]) -> None:
+                 target: str, paths: tuple[str, ...]) -> None:
     """Load files (or folders of files) into the draft, all or nothing."""
     files = _input_files(paths, fmt)
     started = datetime.now(UTC)
     try:
         record = drafts.load(session(), files=files, fmt=fmt, mode=mode, entity_id=entity,
                              actor=actor, organisation=org or current_app.config["ADMIN_ORG"],
-                             progress=_progress())
+                             progress=_progress(), target=target)
     except drafts.LoadRejected as exc:
         _fail(f"the load was refused and nothing changed: {len(exc.problems)} problem(s)",
               [p.to_dict() for p in exc.problems[: current_app.config["MAX_REPORTED_ERRORS"]]])
@@ -157,6 +191,10 @@ def load_command(fmt: str, mode: str, entity: str | None, actor: str, org: str |
         click.echo(f"{eid:<36} " + " ".join(f"{k} {v}" for k, v in counts.items()))
     click.echo(f"load {record.id}: inserted {record.inserted}, updated {record.updated}, "
                f"deleted {record.deleted}, unchanged {record.unchanged} in {seconds:.1f}s")
+    release = load_release(session(), record.id)
+    if release is not None:
+        click.echo(f"staged for release {release.id} (version {release.version}, "
+                   f"{release.state})")
 
 
 @click.command("publish")
@@ -198,7 +236,8 @@ def draft_show() -> None:
 @with_appcontext
 def draft_discard() -> None:
     """Drop every staged record change."""
-    click.echo(f"discarded {drafts.discard(session())} staged change(s)")
+    n = audit.discard_draft(session(), actor="cli", organisation=current_app.config["ADMIN_ORG"])
+    click.echo(f"discarded {n} staged change(s)")
 
 
 # --- catalogue ----------------------------------------------------------------------------
@@ -228,6 +267,9 @@ def catalogue_add_entity(definition: str) -> None:
     except CatalogueError as exc:
         db.rollback()
         _fail("the entity was refused", exc.problems)
+    audit.record(db, action="catalogue.add_entity", actor="cli",
+                 organisation=current_app.config["ADMIN_ORG"], subject=entity.id,
+                 details=entity.to_dict())
     db.commit()
     click.echo(f"added entity {entity.id}")
 
@@ -245,6 +287,9 @@ def catalogue_add_field(entity_id: str, definition: str) -> None:
     except (CatalogueError, LookupError) as exc:
         db.rollback()
         _fail(str(exc), getattr(exc, "problems", None))
+    audit.record(db, action="catalogue.add_field", actor="cli",
+                 organisation=current_app.config["ADMIN_ORG"], subject=f"{entity_id}.{field.id}",
+                 details={"entity": entity_id, "field": field.to_dict()})
     db.commit()
     click.echo(f"added field {field.id} to {entity_id}")
 
@@ -307,6 +352,13 @@ def register_commands(app: Flask) -> None:
     for command in (db_group, token_group, load_command, publish_command, draft_group,
                     catalogue_group, seed_command, serve_command):
         app.cli.add_command(command)
+    from isd_service.release_commands import release_group, scheduler_command
+
+    for command in (release_group, scheduler_command):
+        app.cli.add_command(command)
+    from isd_service.downloads.synthetic import bench_group
+
+    app.cli.add_command(bench_group)
 
 
 def main() -> None:

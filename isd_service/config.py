@@ -15,6 +15,10 @@ def from_environment() -> dict[str, Any]:
         config["MAX_CONTENT_LENGTH"] = int(size)
     if org := os.environ.get("ISD_ADMIN_ORG"):
         config["ADMIN_ORG"] = org
+    if downloads := os.environ.get("ISD_DOWNLOADS_DIR"):
+        config["DOWNLOADS_DIR"] = downloads
+    if key_file := os.environ.get("ISD_SIGNING_KEY_FILE"):
+        config["SIGNING_KEY_FILE"] = key_file
     return config
 
 
@@ -30,4 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_ORG": "ISDA",
     "PAGE_SIZE_DEFAULT": 100,
     "PAGE_SIZE_MAX": 5000,
+    # Where the download files of published versions are built; None: <instance>/downloads.
+    "DOWNLOADS_DIR": None,
+    # max-age (seconds) of answers that move: latest, the version list, open-ended deltas.
+    "MOVING_MAX_AGE": 60,
+    # An Ed25519 private key (PEM) to sign manifests with; None: manifests are not signed.
+    "SIGNING_KEY_FILE": None,
 }

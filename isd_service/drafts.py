@@ -29,12 +29,15 @@ from isd_service.formats import (
     mdd_csv,
     safe_name,
 )
-from isd_service.models import Draft, DraftChange, Load, Record
+from isd_service.models import Draft, DraftChange, FrozenChange, Load, Record, ReleaseLoad
 from isd_service.records import encode
-from isd_service.store import live_rows
+from isd_service.store import base_rows, frozen_release, live_rows, open_release
 from isd_service.validation import Problem, Validated, validate_rows
 
 MODES = ("replace", "upsert", "delete")
+# Where a load goes: the open draft (of the next planned release), or, by override, the
+# frozen set of the release that passed its change deadline.
+TARGETS = ("open", "frozen")
 INSERT_BATCH = 5000
 
 Progress = Callable[[str, int, int], None]
@@ -76,6 +79,27 @@ class StagedEntity:
     # load that staged each change)
     draft: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     before: dict[str, tuple[str, str | None, int | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The staged changes a load goes into: the open draft, or a release's frozen set."""
+
+    release_id: int | None = None  # None: the open draft
+
+    @property
+    def table(self) -> type[DraftChange] | type[FrozenChange]:
+        return DraftChange if self.release_id is None else FrozenChange
+
+    def only(self) -> list[Any]:
+        """The condition selecting this target's rows of its table."""
+        return [] if self.release_id is None else [FrozenChange.release_id == self.release_id]
+
+    def base(self, session: Session, entity_id: str) -> dict[str, str]:
+        """What this target's changes are the net difference against."""
+        if self.release_id is None:
+            return base_rows(session, entity_id)
+        return live_rows(session, entity_id)
 
 
 def lock_draft(session: Session) -> None:
@@ -133,14 +157,21 @@ def parse_files(
 
 
 def stage(
-    session: Session, validated: Validated, mode: str, problems: list[Problem]
+    session: Session, validated: Validated, mode: str, problems: list[Problem],
+    target: Target | None = None,
 ) -> StagedEntity:
-    """Work out an entity's draft after this load, against the latest version."""
+    """Work out an entity's draft after this load, against the latest version.
+
+    With a release frozen, the open draft is worked out against the latest version with the
+    frozen set on top (what the frozen release will publish).
+    """
+    target = target or Target()
     entity = validated.entity
-    published = live_rows(session, entity.id)
+    published = target.base(session, entity.id)
+    table = target.table
     before = {key: (op, data, load_id) for key, op, data, load_id in session.execute(
-        select(DraftChange.key, DraftChange.op, DraftChange.data, DraftChange.load_id)
-        .where(DraftChange.entity_id == entity.id))}
+        select(table.key, table.op, table.data, table.load_id)
+        .where(table.entity_id == entity.id, *target.only()))}
     # The records as they stand in the draft: the latest version with staged changes on top.
     view = dict(published)
     for key, (op, data, _) in before.items():
@@ -198,14 +229,29 @@ def load(
     actor: str,
     organisation: str | None,
     progress: Progress | None = None,
+    target: str = "open",
 ) -> Load:
-    """Validate the files and stage their changes in the draft, all or nothing; commit."""
+    """Validate the files and stage their changes in the draft, all or nothing; commit.
+
+    ``target`` "frozen" stages into the frozen release's set instead (an override after the
+    change deadline); the open draft is then rebased onto the new frozen set.
+    """
     report = progress or (lambda _step, _done, _total: None)
     try:
         lock_draft(session)
         catalogue = working_catalogue(session)
         if mode not in MODES:
             raise LoadRejected([Problem(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")])
+        if target not in TARGETS:
+            raise LoadRejected([Problem(
+                f"unknown target {target!r}; use one of {', '.join(TARGETS)}")])
+        frozen = frozen_release(session)
+        release = open_release(session)
+        into = Target()
+        if target == "frozen":
+            if frozen is None:
+                raise LoadRejected([Problem("no release is frozen: load into the open draft")])
+            into, release = Target(frozen.id), frozen
         report("read", 0, len(files))
         groups, problems = parse_files(catalogue, files, fmt, entity_id,
                                        keys_only=mode == "delete")
@@ -223,14 +269,18 @@ def load(
             raise LoadRejected(problems)
         staged_entities = []
         for i, v in enumerate(validated, start=1):
-            staged_entities.append(stage(session, v, mode, problems))
+            staged_entities.append(stage(session, v, mode, problems, into))
             report(f"stage {v.entity.id}", i, len(validated))
         if problems:
             raise LoadRejected(problems)
         record = _record_load(session, files, fmt, mode, entity_id, actor, organisation,
                               staged_entities)
         for s in staged_entities:
-            _write_draft(session, s, record.id)
+            _write_draft(session, s, record.id, into)
+            if into.release_id is not None:
+                _rebase_open_draft(session, s.entity.id)
+        if release is not None:
+            session.add(ReleaseLoad(load_id=record.id, release_id=release.id))
         report("write", len(staged_entities), len(staged_entities))
         events.load_accepting.send(record, session=session)
         session.commit()
@@ -264,21 +314,40 @@ def _record_load(
     return record
 
 
-def _write_draft(session: Session, staged: StagedEntity, load_id: int) -> None:
+def _write_draft(
+    session: Session, staged: StagedEntity, load_id: int, target: Target | None = None
+) -> None:
     """Replace the entity's staged rows by its new draft, keeping unchanged rows' origin."""
+    target = target or Target()
+    table = target.table
     eid = staged.entity.id
     old = staged.before
     if {key: (op, data) for key, (op, data, _) in old.items()} == staged.draft:
         return
-    session.execute(delete(DraftChange).where(DraftChange.entity_id == eid))
+    session.execute(delete(table).where(table.entity_id == eid, *target.only()))
     rows = []
+    extra = {} if target.release_id is None else {"release_id": target.release_id}
     for key, (op, data) in staged.draft.items():
         prior = old.get(key)
         kept = prior is not None and prior[:2] == (op, data)
         rows.append({"entity_id": eid, "key": key, "op": op, "data": data,
-                     "load_id": prior[2] if kept and prior else load_id})
+                     "load_id": prior[2] if kept and prior else load_id, **extra})
     for start in range(0, len(rows), INSERT_BATCH):
-        session.execute(insert(DraftChange), rows[start : start + INSERT_BATCH])
+        session.execute(insert(table), rows[start : start + INSERT_BATCH])
+
+
+def _rebase_open_draft(session: Session, entity_id: str) -> None:
+    """Drop the open draft's changes that the frozen set now already makes.
+
+    Staged rows are whole final states, so the others stay exact against the new base.
+    """
+    base = base_rows(session, entity_id)
+    for key, op, data in session.execute(
+            select(DraftChange.key, DraftChange.op, DraftChange.data)
+            .where(DraftChange.entity_id == entity_id)).all():
+        if (op == "delete" and key not in base) or (op == "upsert" and base.get(key) == data):
+            session.execute(delete(DraftChange).where(DraftChange.entity_id == entity_id,
+                                                      DraftChange.key == key))
 
 
 def draft_summary(session: Session) -> dict[str, dict[str, int]]:

@@ -19,5 +19,8 @@ load_validated = _signals.signal("load-validated")
 load_accepting = _signals.signal("load-accepting")
 # sender: the Version row; kwargs: session
 version_publishing = _signals.signal("version-publishing")
+# sender: the Release row; kwargs: session, action ("release.create", "release.change",
+# "release.cancel"), actor, organisation
+release_changing = _signals.signal("release-changing")
 # sender: the Version row (committed)
 version_published = _signals.signal("version-published")

@@ -153,3 +153,128 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """One change, as it happened: append-only (the code never updates or deletes a row)."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str | None] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    subject: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Release(Base):
+    """A planned release of the calendar: deadline, publish time, go-live date and state."""
+
+    __tablename__ = "release"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    change_deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    publish_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    go_live_date: Mapped[date] = mapped_column(Date)
+    # planned, frozen, published, skipped, cancelled, failed, missed
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    # skip or publish; null: the service's default (ISD_EMPTY_RELEASE)
+    empty_draft: Mapped[str | None] = mapped_column(String(8))
+    frozen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FrozenChange(Base):
+    """A change of a release's frozen set: the draft as it stood at the change deadline."""
+
+    __tablename__ = "frozen_change"
+
+    release_id: Mapped[int] = mapped_column(ForeignKey("release.id"), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    key: Mapped[str] = mapped_column(KeyText, primary_key=True)
+    op: Mapped[str] = mapped_column(String(8))
+    data: Mapped[str | None] = mapped_column(Text)
+    load_id: Mapped[int | None] = mapped_column(ForeignKey("load.id"))
+
+
+class ReleaseLoad(Base):
+    """Which release a load went to (the open one, or the frozen one by override)."""
+
+    __tablename__ = "release_load"
+
+    load_id: Mapped[int] = mapped_column(ForeignKey("load.id"), primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("release.id"), index=True)
+
+
+class ReleaseRun(Base):
+    """One run of a scheduled action (freeze or publish) and its outcome."""
+
+    __tablename__ = "release_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("release.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    scheduled_for: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # frozen, published, skipped, missed, failed, nothing-to-do
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int | None] = mapped_column(Integer)
+    runner: Mapped[str] = mapped_column(String(100))
+
+
+class WebhookSubscription(Base):
+    """A participant's endpoint told of every publication, with its own signing secret."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    # Kept in clear: the service must compute each notice's HMAC with it.
+    secret: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(String(200))
+    envelope: Mapped[str] = mapped_column(String(8))  # plain or dip
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """One notice to one subscriber, queued in the publication's own transaction."""
+
+    __tablename__ = "webhook_delivery"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscription.id"),
+                                                 index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    # pending, delivered, failed
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttempt(Base):
+    """One try at sending a delivery, and how the receiver answered."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_delivery.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer)

@@ -12,9 +12,9 @@ from isd_service import events
 from isd_service.catalogue import Catalogue, catalogue_changes
 from isd_service.catalogue_db import working_catalogue
 from isd_service.drafts import lock_draft
-from isd_service.models import DraftChange, Load, Version
+from isd_service.models import DraftChange, FrozenChange, Load, Release, ReleaseLoad, Version
 from isd_service.records import entity_hash, snapshot_hash
-from isd_service.store import apply_draft, iter_snapshot, latest_version
+from isd_service.store import apply_draft, frozen_release, iter_snapshot, latest_version
 
 
 class PublishRefused(Exception):
@@ -25,8 +25,16 @@ class PublishRefused(Exception):
         super().__init__(message)
 
 
-def draft_is_empty(session: Session, latest: Version | None, catalogue: Catalogue) -> bool:
-    staged = session.execute(select(DraftChange.key).limit(1)).first()
+def draft_is_empty(
+    session: Session, latest: Version | None, catalogue: Catalogue,
+    release: Release | None = None,
+) -> bool:
+    """True when publishing would change nothing (the draft, or the release's frozen set)."""
+    table: type[DraftChange] | type[FrozenChange] = DraftChange
+    only: list[Any] = []
+    if release is not None:
+        table, only = FrozenChange, [FrozenChange.release_id == release.id]
+    staged = session.execute(select(table.key).where(*only).limit(1)).first()
     if staged is not None:
         return False
     return latest is not None and latest.catalogue_sha256 == catalogue.sha256()
@@ -43,46 +51,86 @@ def publish(
 ) -> Version:
     """Publish the draft as version N = latest + 1 (or ``version`` for the very first); commit.
 
+    When a release of the calendar is frozen, its frozen set is what publishes (with its
+    go-live date unless one is given), and the open draft waits for the following release.
     Readers see all of N or nothing: rows, manifest and the emptied draft commit together.
     """
     try:
         lock_draft(session)
-        latest = latest_version(session)
-        number = _next_number(latest, version)
-        catalogue = working_catalogue(session)
-        if draft_is_empty(session, latest, catalogue) and not force:
-            raise PublishRefused("the draft is empty: nothing to publish (use force to "
-                                 "publish an unchanged version)")
-        changed = set(session.scalars(select(DraftChange.entity_id).distinct()))
-        old_catalogue = Catalogue.from_list(latest.catalogue) if latest else Catalogue([])
-        changed |= {c["entity"] for c in catalogue_changes(old_catalogue, catalogue)}
-        apply_draft(session, number)
-        entities: dict[str, Any] = {}
-        for eid, entity in catalogue.entities.items():
-            if latest is not None and eid not in changed and eid in latest.entities:
-                entities[eid] = latest.entities[eid]
-                continue
-            count, digest = entity_hash(
-                entity, (data for _key, data in iter_snapshot(session, eid, number)))
-            entities[eid] = {"records": count, "sha256": digest}
-        catalogue_sha = catalogue.sha256()
-        row = Version(
-            number=number, published_at=datetime.now(UTC), go_live_date=go_live_date,
-            previous_version=latest.number if latest else None,
-            sha256=snapshot_hash({k: v["sha256"] for k, v in entities.items()}, catalogue_sha),
-            catalogue_sha256=catalogue_sha,
-            record_count=sum(v["records"] for v in entities.values()),
-            entities=entities, catalogue=catalogue.to_list(),
-            published_by=actor, organisation=organisation)
-        session.add(row)
-        session.execute(update(Load).where(Load.version.is_(None)).values(version=number))
-        session.flush()
-        events.version_publishing.send(row, session=session)
+        row = publish_locked(session, actor=actor, organisation=organisation, version=version,
+                             go_live_date=go_live_date, force=force,
+                             release=frozen_release(session))
         session.commit()
     except BaseException:
         session.rollback()
         raise
     events.version_published.send(row)
+    return row
+
+
+def publish_locked(
+    session: Session,
+    *,
+    actor: str,
+    organisation: str | None,
+    version: int | None,
+    go_live_date: date | None,
+    force: bool,
+    release: Release | None,
+) -> Version:
+    """The publication itself; the caller holds the draft's lock and commits or rolls back.
+
+    ``release``: publish that release's frozen set (and mark it published) instead of the
+    open draft.
+    """
+    latest = latest_version(session)
+    if release is not None:
+        version = version if version is not None else release.version
+        go_live_date = go_live_date or release.go_live_date
+    number = _next_number(latest, version)
+    catalogue = working_catalogue(session)
+    if draft_is_empty(session, latest, catalogue, release) and not force:
+        what = f"release {release.id}'s frozen set" if release else "the draft"
+        raise PublishRefused(f"{what} is empty: nothing to publish (use force to "
+                             "publish an unchanged version)")
+    table: type[DraftChange] | type[FrozenChange] = DraftChange
+    only: list[Any] = []
+    if release is not None:
+        table, only = FrozenChange, [FrozenChange.release_id == release.id]
+    changed = set(session.scalars(select(table.entity_id).where(*only).distinct()))
+    old_catalogue = Catalogue.from_list(latest.catalogue) if latest else Catalogue([])
+    changed |= {c["entity"] for c in catalogue_changes(old_catalogue, catalogue)}
+    apply_draft(session, number, release.id if release else None)
+    entities: dict[str, Any] = {}
+    for eid, entity in catalogue.entities.items():
+        if latest is not None and eid not in changed and eid in latest.entities:
+            entities[eid] = latest.entities[eid]
+            continue
+        count, digest = entity_hash(
+            entity, (data for _key, data in iter_snapshot(session, eid, number)))
+        entities[eid] = {"records": count, "sha256": digest}
+    catalogue_sha = catalogue.sha256()
+    row = Version(
+        number=number, published_at=datetime.now(UTC), go_live_date=go_live_date,
+        previous_version=latest.number if latest else None,
+        sha256=snapshot_hash({k: v["sha256"] for k, v in entities.items()}, catalogue_sha),
+        catalogue_sha256=catalogue_sha,
+        record_count=sum(v["records"] for v in entities.values()),
+        entities=entities, catalogue=catalogue.to_list(),
+        published_by=actor, organisation=organisation)
+    session.add(row)
+    loads = update(Load).where(Load.version.is_(None))
+    if release is not None:
+        # Loads that went to the following release's open draft wait for it.
+        loads = loads.where(Load.id.not_in(select(ReleaseLoad.load_id).where(
+            ReleaseLoad.release_id != release.id)))
+        release.state = "published"
+        release.published_version = number
+        release.last_error = None
+        release.updated_at = datetime.now(UTC)
+    session.execute(loads.values(version=number))
+    session.flush()
+    events.version_publishing.send(row, session=session)
     return row
 
 

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Integer, and_, delete, exists, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from isd_service.models import DraftChange, Record, Version
+from isd_service.models import (
+    DraftChange,
+    FrozenChange,
+    Record,
+    Release,
+    ReleaseLoad,
+    Version,
+)
 
 STREAM_BATCH = 5000
 
@@ -108,19 +116,69 @@ def changed_rows(session: Session, entity_id: str, old: int, new: int) -> list[K
     return changes
 
 
-def apply_draft(session: Session, number: int) -> None:
-    """Turn the staged draft into version ``number``'s rows (one statement each way).
+# States in which a release that was frozen still holds its frozen set.
+HOLDING_STATES = ("frozen", "failed", "missed")
 
-    Every live row that the draft updates or deletes ends at ``number``; every upsert starts
+
+def frozen_release(session: Session) -> Release | None:
+    """The release whose frozen set waits to publish (there is at most one)."""
+    return session.scalars(select(Release).where(
+        Release.state.in_(HOLDING_STATES), Release.frozen_at.is_not(None))
+        .order_by(Release.publish_at).limit(1)).first()
+
+
+def open_release(session: Session) -> Release | None:
+    """The next planned release: the one the open draft goes to."""
+    return session.scalars(select(Release).where(Release.state == "planned")
+                           .order_by(Release.publish_at, Release.id).limit(1)).first()
+
+
+def load_release(session: Session, load_id: int) -> Release | None:
+    """The release a load went to (none when no release was planned)."""
+    return session.scalars(select(Release).join(
+        ReleaseLoad, ReleaseLoad.release_id == Release.id)
+        .where(ReleaseLoad.load_id == load_id)).first()
+
+
+def frozen_changes(session: Session, entity_id: str) -> dict[str, tuple[str, str | None]]:
+    """Return key -> (op, data) of an entity's frozen set (the release waiting to publish)."""
+    stmt = select(FrozenChange.key, FrozenChange.op, FrozenChange.data).where(
+        FrozenChange.entity_id == entity_id)
+    return {key: (op, data) for key, op, data in session.execute(stmt)}
+
+
+def base_rows(session: Session, entity_id: str) -> dict[str, str]:
+    """Return key -> data of an entity as the next release will leave it.
+
+    That is the latest version with the frozen set on top: the open draft is the net change
+    against this, so that it is still exact once the frozen release has published.
+    """
+    rows = live_rows(session, entity_id)
+    for key, (op, data) in frozen_changes(session, entity_id).items():
+        if op == "delete" or data is None:
+            rows.pop(key, None)
+        else:
+            rows[key] = data
+    return rows
+
+
+def apply_draft(session: Session, number: int, release_id: int | None = None) -> None:
+    """Turn the staged draft (or a release's frozen set) into version ``number``'s rows.
+
+    Every live row that the changes update or delete ends at ``number``; every upsert starts
     a new row there. Rows of older versions are never touched, so they stay exact.
     """
-    staged = exists().where(DraftChange.entity_id == Record.entity_id,
-                            DraftChange.key == Record.key)
+    source: type[DraftChange] | type[FrozenChange] = DraftChange
+    only: list[Any] = []
+    if release_id is not None:
+        source = FrozenChange
+        only = [FrozenChange.release_id == release_id]
+    staged = exists().where(source.entity_id == Record.entity_id,
+                            source.key == Record.key, *only)
     session.execute(update(Record).where(Record.valid_to.is_(None), staged)
                     .values(valid_to=number).execution_options(synchronize_session=False))
     session.execute(insert(Record).from_select(
         ["entity_id", "key", "data", "valid_from"],
-        select(DraftChange.entity_id, DraftChange.key, DraftChange.data,
-               literal(number, Integer()))
-        .where(DraftChange.op == "upsert")))
-    session.execute(delete(DraftChange))
+        select(source.entity_id, source.key, source.data, literal(number, Integer()))
+        .where(source.op == "upsert", *only)))
+    session.execute(delete(source).where(*only))

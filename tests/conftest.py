@@ -36,7 +36,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         engine.dispose()
-    command.upgrade(alembic_config(url), "heads")
+    command.upgrade(alembic_config(url), "head")
     return url
 
 
@@ -53,7 +53,8 @@ def reset(app: Flask) -> None:
 
 def make_app(database_url: str, tmp_path: Path) -> Flask:
     return create_app({"TESTING": True, "DATABASE_URL": database_url,
-                       "MAX_CONTENT_LENGTH": 50 * 1024 * 1024})
+                       "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
+                       "DOWNLOADS_DIR": str(tmp_path / "downloads")})
 
 
 @pytest.fixture

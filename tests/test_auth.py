@@ -303,3 +303,110 @@ def test_public_reads_need_no_token(client: FlaskClient) -> None:
         body = response.get_data(as_text=True)  # read it all: a stream holds a connection
         assert response.status_code == 200, path
         assert "_A" in body or "gsp_group" in body, path
+
+
+# --- governance endpoints (admin only): tokens and the audit log ---------------------------
+
+def _a_token_id(app: Flask) -> int:
+    """A token that exists to be revoked (of another organisation)."""
+    token = token_for(app, "loader", org="EXDB")
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    with app.app_context():
+        row = session().scalars(select(ApiToken).where(ApiToken.token_sha256 == digest)).one()
+        return row.id
+
+
+GOVERNANCE: dict[str, Callable[[Flask, FlaskClient, dict[str, str]], TestResponse]] = {
+    "POST /admin/tokens": lambda a, c, h: c.post(
+        f"{ADMIN}/tokens", headers=h, json={"organisation": "EXDC", "roles": ["loader"],
+                                            "days": 30, "description": "a distributor"}),
+    "GET /admin/tokens": lambda a, c, h: c.get(f"{ADMIN}/tokens", headers=h),
+    "DELETE /admin/tokens/{id}": lambda a, c, h: c.delete(
+        f"{ADMIN}/tokens/{_a_token_id(a)}", headers=h),
+    "GET /admin/audit": lambda a, c, h: c.get(f"{ADMIN}/audit", headers=h),
+}
+
+
+def token_rows(app: Flask) -> list[tuple[Any, ...]]:
+    with app.app_context(), database().engine.connect() as conn:
+        table = Base.metadata.tables["api_token"]
+        return [tuple(r) for r in conn.execute(select(table).order_by(table.c.id))]
+
+
+@pytest.mark.usefixtures("populated")
+@pytest.mark.parametrize("kind", BAD_KINDS)
+@pytest.mark.parametrize("endpoint", list(GOVERNANCE))
+def test_governance_endpoints_need_a_valid_token(
+    app: Flask, client: FlaskClient, endpoint: str, kind: str
+) -> None:
+    headers = bad_headers(app, kind)
+    before = token_rows(app)
+    response = GOVERNANCE[endpoint](app, client, headers)
+    assert_problem(response, 401)
+    after = token_rows(app)
+    # _a_token_id made one more token for DELETE; nothing else changed
+    assert after[: len(before)] == before
+    assert all(r[-1] is None for r in after[len(before):])
+
+
+@pytest.mark.usefixtures("populated")
+@pytest.mark.parametrize("role", ["loader", "publisher"])
+@pytest.mark.parametrize("endpoint", list(GOVERNANCE))
+def test_governance_endpoints_are_for_admins_only(
+    app: Flask, client: FlaskClient, endpoint: str, role: str
+) -> None:
+    headers = bearer(token_for(app, role, "loader", org="EXDA"))
+    before = token_rows(app)
+    body = assert_problem(GOVERNANCE[endpoint](app, client, headers), 403)
+    assert "admin" in body["detail"]
+    after = token_rows(app)
+    assert after[: len(before)] == before
+    assert all(r[-1] is None for r in after[len(before):])
+
+
+def test_an_admin_creates_lists_and_revokes_tokens(app: Flask, client: FlaskClient) -> None:
+    admin = bearer(token_for(app, "admin"))
+    created = GOVERNANCE["POST /admin/tokens"](app, client, admin)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    body = created.get_json()
+    token = body["token"]
+    assert token.startswith("isd_") and len(token) > 40
+    assert body["organisation"] == "EXDC" and body["roles"] == ["loader"]
+    assert body["expires_at"] is not None and body["revoked_at"] is None
+    # the new token works, as a loader
+    assert client.get(f"{ADMIN}/draft", headers=bearer(token)).status_code == 200
+    assert client.get(f"{ADMIN}/tokens", headers=bearer(token)).status_code == 403
+
+    listed = client.get(f"{ADMIN}/tokens", headers=admin)
+    assert listed.status_code == 200
+    assert token not in listed.get_data(as_text=True)
+    assert hashlib.sha256(token.encode()).hexdigest() not in listed.get_data(as_text=True)
+    mine = next(t for t in listed.get_json()["tokens"] if t["id"] == body["id"])
+    assert mine == {k: v for k, v in body.items() if k != "token"}
+
+    revoked = client.delete(f"{ADMIN}/tokens/{body['id']}", headers=admin)
+    assert revoked.status_code == 200 and revoked.get_json()["revoked_at"] is not None
+    assert_problem(client.get(f"{ADMIN}/draft", headers=bearer(token)), 401)
+    again = client.delete(f"{ADMIN}/tokens/{body['id']}", headers=admin)
+    assert again.status_code == 409 and again.mimetype == "application/problem+json"
+    missing = client.delete(f"{ADMIN}/tokens/999999", headers=admin)
+    assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"organisation": "EXDC"}, {"organisation": "exdc", "roles": ["loader"]},
+    {"organisation": "EXDC", "roles": []}, {"organisation": "EXDC", "roles": ["root"]},
+    {"organisation": "EXDC", "roles": ["loader"], "days": 0},
+    {"organisation": "EXDC", "roles": ["loader"], "days": "30"},
+    {"organisation": "EXDC", "roles": ["loader"], "description": "x" * 201},
+    {"organisation": "EXDC", "roles": ["loader"], "token": "isd_chosen"},
+    ["EXDC"]])
+def test_a_bad_token_request_is_refused_and_creates_nothing(
+    app: Flask, client: FlaskClient, admin_headers: dict[str, str], body: Any
+) -> None:
+    before = token_rows(app)
+    response = client.post(f"{ADMIN}/tokens", headers=admin_headers, json=body)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["errors"]
+    assert token_rows(app) == before

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, request
 from sqlalchemy import select
 
-from isd_service import catalogue_db, drafts, releases
+from isd_service import audit, catalogue_db, drafts, releases
 from isd_service.api.schemas import LoadForm, PublicationBody, parse
 from isd_service.auth import Caller, authenticate
 from isd_service.catalogue import Catalogue, catalogue_changes
@@ -15,8 +15,9 @@ from isd_service.errors import ApiError
 from isd_service.extensions import session
 from isd_service.formats import InputFile
 from isd_service.models import Load
+from isd_service.release_calendar import release_dict
 from isd_service.releases import iso_utc
-from isd_service.store import latest_version
+from isd_service.store import frozen_release, latest_version, load_release
 
 bp = Blueprint("admin", __name__)
 
@@ -61,7 +62,19 @@ def post_load() -> Any:
     record = drafts.load(session(), files=files, fmt=form["format"], mode=form["mode"],
                          entity_id=form.get("entity"), actor=caller().actor,
                          organisation=caller().organisation)
-    return load_summary(record), 201
+    return {**load_summary(record), **release_of(record)}, 201
+
+
+def release_of(record: Load) -> dict[str, Any]:
+    """Say which release a load went to, and why when a frozen release is skipped."""
+    db = session()
+    release = load_release(db, record.id)
+    frozen = frozen_release(db)
+    out: dict[str, Any] = {"release": release_dict(release) if release else None}
+    if frozen is not None and (release is None or release.id != frozen.id):
+        out["note"] = (f"release {frozen.id} (version {frozen.version}) is frozen since its "
+                       "change-request deadline; this load goes to the following release")
+    return out
 
 
 @bp.get("/loads")
@@ -93,7 +106,8 @@ def get_draft() -> Any:
 @bp.delete("/draft")
 def delete_draft() -> Any:
     caller().require("publisher")
-    return {"discarded": drafts.discard(session())}
+    return {"discarded": audit.discard_draft(session(), actor=caller().actor,
+                                             organisation=caller().organisation)}
 
 
 @bp.post("/publications")
@@ -116,6 +130,9 @@ def post_entity() -> Any:
     body = _json_body()
     drafts.lock_draft(db)
     entity = catalogue_db.add_entity(db, body)
+    audit.record(db, action="catalogue.add_entity", actor=caller().actor,
+                 organisation=caller().organisation, subject=entity.id,
+                 details=entity.to_dict())
     db.commit()
     return entity.to_dict(), 201
 
@@ -132,6 +149,9 @@ def post_field(entity_id: str) -> Any:
     except LookupError as exc:
         db.rollback()
         raise ApiError(404, str(exc), slug="no-such-entity") from None
+    audit.record(db, action="catalogue.add_field", actor=caller().actor,
+                 organisation=caller().organisation, subject=f"{entity_id}.{new.id}",
+                 details={"entity": entity_id, "field": new.to_dict()})
     db.commit()
     current_app.logger.info("field %s added to %s", new.id, entity_id)
     return new.to_dict(), 201

@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
-from flask import Blueprint, Response, request, stream_with_context, url_for
+from flask import Blueprint, Response, request, url_for
 from sqlalchemy import select
 
-from isd_service import delta, snapshot
+from isd_service import downloads, snapshot
 from isd_service.api.schemas import (
     MAX_VERSION,
     CatalogueQuery,
@@ -24,6 +23,7 @@ from isd_service.api.schemas import (
 )
 from isd_service.catalogue import Catalogue, EntityDef
 from isd_service.catalogue_db import working_catalogue
+from isd_service.downloads import signing
 from isd_service.errors import ApiError
 from isd_service.extensions import session
 from isd_service.models import Load, Version
@@ -47,24 +47,6 @@ def _latest() -> Version:
     if version is None:
         raise ApiError(404, "no version has been published yet", slug="no-such-version")
     return version
-
-
-def _stream(chunks: Iterator[str], mimetype: str, filename: str | None = None) -> Response:
-    """Stream chunks; the request's session is closed when the last one has gone out."""
-    db = session()
-
-    def generate() -> Iterator[str]:
-        try:
-            yield from chunks
-        finally:
-            # The request's teardown has already run by the time a stream ends, so the
-            # stream gives its connection back itself.
-            db.close()
-
-    response = Response(stream_with_context(generate()), mimetype=mimetype)
-    if filename:
-        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 @bp.get("/catalogue")
@@ -92,25 +74,52 @@ def list_versions() -> Any:
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = str(rows[-1].number) if more and rows else None
-    return {
+    return downloads.json_response({
         "versions": [manifest(v) for v in rows],
         "next_cursor": next_cursor,
         "next": url_for(".list_versions", limit=limit, cursor=next_cursor)
         if next_cursor else None,
-    }
+    }, immutable=False)
 
 
 @bp.get("/versions/latest")
 def get_latest() -> Any:
-    return manifest(_latest())
+    return downloads.json_response(manifest(_latest()), immutable=False)
 
 
 @bp.get("/versions/<int(signed=True):number>")
 def get_manifest(number: int) -> Any:
+    return downloads.bytes_response(_manifest_bytes(number), "application/json",
+                                    immutable=True)
+
+
+def _manifest_bytes(number: int) -> bytes:
     version = _version(number)
     loads = list(session().scalars(select(Load).where(Load.version == number)
                                    .order_by(Load.id)))
-    return manifest(version, loads)
+    return downloads.json_bytes(downloads.version_manifest(version, loads))
+
+
+@bp.get("/versions/<int(signed=True):number>/manifest.sig")
+def get_manifest_signature(number: int) -> Response:
+    """The Ed25519 signature (base64) of the exact bytes of /versions/{n}."""
+    data = signing.signature(_manifest_bytes(number))
+    return downloads.bytes_response(data.encode("ascii"), "text/plain", immutable=True)
+
+
+@bp.get("/signing-key")
+def get_signing_key() -> Response:
+    """The public key that manifests are signed with (PEM)."""
+    return downloads.bytes_response(signing.public_key_pem(), "application/x-pem-file",
+                                    immutable=False)
+
+
+@bp.get("/versions/<int(signed=True):number>/SHA256SUMS")
+def get_sha256sums(number: int) -> Response:
+    """The hashes of the manifest's downloads, in the format `sha256sum -c` reads."""
+    version = _version(number)
+    return downloads.send(downloads.sums_file(version), mimetype="text/plain",
+                          download_name="SHA256SUMS", version=version, immutable=True)
 
 
 @bp.get("/versions/<int(signed=True):number>/snapshot")
@@ -123,15 +132,9 @@ def get_snapshot(number: int) -> Response:
     except LookupError as exc:
         raise ApiError(404, str(exc), slug="no-such-entity") from None
     fmt = args["format"]
-    if fmt == "csv":
-        data = snapshot.as_csv_zip(session(), version, entity)
-        response = Response(data, mimetype="application/zip")
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="isd_{number}{"_" + entity if entity else ""}.zip"')
-        return response
-    if fmt == "ndjson":
-        return _stream(snapshot.as_ndjson(session(), version, entity), "application/x-ndjson")
-    return _stream(snapshot.as_json(session(), version, entity), "application/json")
+    built, name = downloads.snapshot_file(version, fmt, entity)
+    return downloads.send(built, mimetype=downloads.MIMETYPES[fmt], download_name=name,
+                          version=version, immutable=True, attachment=fmt == "csv")
 
 
 @bp.get("/versions/<int(signed=True):number>/mdd/<string:name>")
@@ -146,8 +149,9 @@ def get_mdd_file(number: int, name: str) -> Response:
     if entity is None:
         raise ApiError(404, f"version {number} has no entity with the MDD name {stem!r}",
                        slug="no-such-entity")
-    return _stream(snapshot.as_mdd_csv(session(), version, entity), "text/csv",
-                   f"{entity.source}_{number}.csv")
+    built, filename = downloads.mdd_file(version, entity)
+    return downloads.send(built, mimetype="text/csv", download_name=filename, version=version,
+                          immutable=True, attachment=True)
 
 
 @bp.get("/deltas")
@@ -163,9 +167,10 @@ def get_delta() -> Response:
     if entity is not None and not any(entity in Catalogue.from_list(v.catalogue)
                                       for v in (old, new) if v is not None):
         raise ApiError(404, f"entity {entity!r} is in neither version", slug="no-such-entity")
-    if args["format"] == "ndjson":
-        return _stream(delta.as_ndjson(session(), old, new, entity), "application/x-ndjson")
-    return _stream(delta.as_json(session(), old, new, entity), "application/json")
+    # Both ends named: the delta never changes. Without `to` it follows the latest version.
+    built, name = downloads.delta_file(old, new, entity, args["format"])
+    return downloads.send(built, mimetype=downloads.MIMETYPES[args["format"]],
+                          download_name=name, version=new, immutable="to" in args)
 
 
 @bp.get("/entities/<string:entity_id>/records")

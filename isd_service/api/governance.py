@@ -1,0 +1,106 @@
+"""Admin API for governance (admin role): tokens and the audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, current_app, g, request
+from marshmallow import fields, validate
+
+from isd_service import audit
+from isd_service.api.schemas import Strict, parse
+from isd_service.auth import (
+    ROLES,
+    Caller,
+    authenticate,
+    issue_token,
+    list_tokens,
+    revoke_token,
+    token_summary,
+)
+from isd_service.errors import ApiError
+from isd_service.extensions import session
+
+bp = Blueprint("governance", __name__)
+
+
+class TokenBody(Strict):
+    organisation = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Z0-9_]{4}$", error="a 4-character market participant id (A-Z, 0-9)"))
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), required=True,
+                        validate=validate.Length(min=1, max=len(ROLES)))
+    days = fields.Integer(strict=True, validate=validate.Range(min=1, max=3650),
+                          allow_none=True)
+    description = fields.String(validate=validate.Length(max=200), allow_none=True)
+
+
+class AuditQuery(Strict):
+    limit = fields.Integer(validate=validate.Range(min=1, max=1000))
+    cursor = fields.String(validate=validate.Length(min=1, max=200))
+    action = fields.String(validate=validate.Length(min=1, max=40))
+
+
+@bp.before_request
+def _authenticate() -> None:
+    g.caller = authenticate(session(), request.headers.get("Authorization"))
+    caller().require("admin")
+
+
+def caller() -> Caller:
+    return g.caller
+
+
+@bp.post("/tokens")
+def post_token() -> Any:
+    """Create a token; its text is in this answer and never again."""
+    if not request.is_json:
+        raise ApiError(415, "send a JSON body (Content-Type: application/json)",
+                       slug="unsupported-media-type")
+    raw = request.get_json(silent=True)
+    if raw is None:
+        raise ApiError(400, "the body is not valid JSON", slug="invalid-request")
+    body = parse(TokenBody(), raw, status=422, what="body")
+    days = body.get("days")
+    token, row = issue_token(
+        session(), organisation=body["organisation"], roles=body["roles"],
+        expires_at=datetime.now(UTC) + timedelta(days=days) if days else None,
+        description=body.get("description"), actor=caller().actor,
+        actor_organisation=caller().organisation)
+    return {**token_summary(row), "token": token}, 201
+
+
+@bp.get("/tokens")
+def get_tokens() -> Any:
+    return {"tokens": [token_summary(row) for row in list_tokens(session())]}
+
+
+@bp.delete("/tokens/<int:token_id>")
+def delete_token(token_id: int) -> Any:
+    """Revoke a token: it is refused from now on (the row stays, for the audit)."""
+    try:
+        row = revoke_token(session(), token_id, actor=caller().actor,
+                           actor_organisation=caller().organisation)
+    except LookupError as exc:
+        raise ApiError(404, str(exc), slug="no-such-token") from None
+    except ValueError as exc:
+        raise ApiError(409, str(exc), slug="already-revoked") from None
+    return token_summary(row)
+
+
+@bp.get("/audit")
+def get_audit() -> Any:
+    """The audit log, newest first, a page at a time (follow next_cursor)."""
+    query = parse(AuditQuery(), request.args)
+    before = None
+    if "cursor" in query:
+        try:
+            before = audit.decode_cursor(query["cursor"])
+        except ValueError as exc:
+            raise ApiError(400, str(exc), slug="invalid-request",
+                           errors=[{"field": "cursor", "message": str(exc)}]) from None
+    limit = query.get("limit", current_app.config["PAGE_SIZE_DEFAULT"])
+    rows, next_before = audit.page(session(), limit=limit, before=before,
+                                   action=query.get("action"))
+    next_cursor = audit.encode_cursor(next_before) if next_before is not None else None
+    return {"events": [audit.to_dict(e) for e in rows], "next_cursor": next_cursor}

@@ -1,0 +1,213 @@
+"""The release calendar over HTTP: public reads (JSON, iCalendar, previews, the version live on
+a day) and the admin's planning (create, change, cancel, loads into a frozen release, the
+schedule)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from isd_service import drafts, release_calendar
+from isd_service.api.admin import _json_body, load_summary
+from isd_service.api.schemas import MAX_VERSION, parse
+from isd_service.auth import Caller, authenticate
+from isd_service.errors import ApiError
+from isd_service.extensions import session
+from isd_service.formats import FORMATS, InputFile
+from isd_service.release_calendar import (
+    EMPTY_POLICIES,
+    ReleaseRefused,
+    get_release,
+    release_dict,
+)
+from isd_service.releases import manifest
+from isd_service.snapshot import dumps
+from isd_service.store import load_release
+
+public_bp = Blueprint("releases", __name__)
+admin_bp = Blueprint("releases_admin", __name__)
+
+
+# --- schemas ------------------------------------------------------------------------------
+
+class ReleaseBody(Schema):
+    """A planned release; times are ISO 8601 with their offset."""
+
+    class Meta:
+        unknown = RAISE
+
+    version = fields.Integer(strict=True, allow_none=True,
+                             validate=validate.Range(min=1, max=MAX_VERSION))
+    change_deadline = fields.AwareDateTime(format="iso", required=True)
+    publish_at = fields.AwareDateTime(format="iso", required=True)
+    go_live_date = fields.Date(required=True)
+    empty_draft = fields.String(allow_none=True, validate=validate.OneOf(EMPTY_POLICIES))
+
+    @validates_schema
+    def _not_empty(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if self.partial and not data:
+            raise ValidationError("give at least one field to change")
+
+
+class LiveQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    on = fields.Date(required=True)
+
+
+class FrozenLoadForm(Schema):
+    class Meta:
+        unknown = RAISE
+
+    format = fields.String(load_default="mdd-csv", validate=validate.OneOf(FORMATS))
+    mode = fields.String(load_default="replace", validate=validate.OneOf(drafts.MODES))
+    entity = fields.String(validate=validate.Length(min=1, max=100))
+
+
+def _refused(exc: ReleaseRefused) -> ApiError:
+    errors = [{"field": exc.field, "message": str(exc)}] if exc.field else None
+    slug = "no-such-release" if exc.status == 404 else (
+        "invalid-request" if exc.status == 422 else "release-refused")
+    return ApiError(exc.status, str(exc), slug=slug, errors=errors)
+
+
+# --- public -------------------------------------------------------------------------------
+
+@public_bp.get("/releases")
+def list_releases() -> Any:
+    return {"releases": [release_dict(r) for r in release_calendar.list_releases(session())]}
+
+
+@public_bp.get("/releases.ics")
+def releases_ics() -> Response:
+    text = release_calendar.ical(release_calendar.list_releases(session()),
+                                 request.host.split(":")[0] or "isd")
+    return Response(text, mimetype="text/calendar",
+                    headers={"Content-Disposition": 'inline; filename="isd-releases.ics"'})
+
+
+@public_bp.get("/releases/<int(signed=True):release_id>")
+def show_release(release_id: int) -> Any:
+    try:
+        return release_dict(get_release(session(), release_id))
+    except ReleaseRefused as exc:
+        raise _refused(exc) from None
+
+
+@public_bp.get("/releases/<int(signed=True):release_id>/preview")
+def preview(release_id: int) -> Response:
+    """A frozen release's changes, in the shape of GET /deltas (from = the latest version)."""
+    db = session()
+    try:
+        head, changes = release_calendar.preview(db, get_release(db, release_id))
+    except ReleaseRefused as exc:
+        raise _refused(exc) from None
+
+    def body() -> Iterator[str]:
+        yield dumps(head)[:-1] + ',"changes":['
+        for i, change in enumerate(changes):
+            yield ("," if i else "") + dumps(change)
+        yield "]}\n"
+
+    return Response("".join(body()), mimetype="application/json")
+
+
+@public_bp.get("/versions/live")
+def version_live() -> Any:
+    """The version in force on a day (the newest gone live on or before it)."""
+    args = parse(LiveQuery(), request.args)
+    version = release_calendar.live_on(session(), args["on"])
+    if version is None:
+        raise ApiError(404, f"no published version has gone live by {args['on'].isoformat()}",
+                       slug="no-such-version")
+    return manifest(version)
+
+
+# --- admin --------------------------------------------------------------------------------
+
+@admin_bp.before_request
+def _authenticate() -> None:
+    g.caller = authenticate(session(), request.headers.get("Authorization"))
+
+
+def caller() -> Caller:
+    return g.caller
+
+
+@admin_bp.post("/releases")
+def create_release() -> Any:
+    caller().require("publisher")
+    body = parse(ReleaseBody(), _json_body(), status=422, what="body")
+    try:
+        row = release_calendar.create_release(
+            session(), change_deadline=body["change_deadline"], publish_at=body["publish_at"],
+            go_live_date=body["go_live_date"], version=body.get("version"),
+            empty_draft=body.get("empty_draft"), actor=caller().actor,
+            organisation=caller().organisation)
+    except ReleaseRefused as exc:
+        raise _refused(exc) from None
+    return release_dict(row), 201
+
+
+@admin_bp.patch("/releases/<int(signed=True):release_id>")
+def change_release(release_id: int) -> Any:
+    caller().require("publisher")
+    body = parse(ReleaseBody(partial=True), _json_body(), status=422, what="body")
+    try:
+        row = release_calendar.update_release(session(), release_id, body,
+                                              actor=caller().actor,
+                                              organisation=caller().organisation)
+    except ReleaseRefused as exc:
+        raise _refused(exc) from None
+    return release_dict(row)
+
+
+@admin_bp.delete("/releases/<int(signed=True):release_id>")
+def cancel_release(release_id: int) -> Any:
+    caller().require("publisher")
+    try:
+        row = release_calendar.cancel_release(session(), release_id, actor=caller().actor,
+                                              organisation=caller().organisation)
+    except ReleaseRefused as exc:
+        raise _refused(exc) from None
+    return release_dict(row)
+
+
+@admin_bp.post("/releases/frozen/loads")
+def load_into_frozen() -> Any:
+    """Override: load into the frozen release's set after its change deadline."""
+    caller().require("publisher")
+    if not request.mimetype.startswith("multipart/form-data"):
+        raise ApiError(415, "send the files as multipart/form-data", slug="unsupported-media-type")
+    form = parse(FrozenLoadForm(), request.form, status=422, what="form")
+    files = [InputFile(name=f.filename or "upload", data=f.read())
+             for name in request.files for f in request.files.getlist(name)]
+    if not files:
+        raise ApiError(422, "no file in the request: send one or more files", slug="invalid-input")
+    db = session()
+    record = drafts.load(db, files=files, fmt=form["format"], mode=form["mode"],
+                         entity_id=form.get("entity"), actor=caller().actor,
+                         organisation=caller().organisation, target="frozen")
+    release = load_release(db, record.id)
+    return {**load_summary(record), "release": release_dict(release) if release else None}, 201
+
+
+@admin_bp.get("/loads/<int(signed=True):load_id>/release")
+def release_of_load(load_id: int) -> Any:
+    """Which release a load went to (the open one, or the frozen one by override)."""
+    caller().require("loader", "publisher")
+    release = load_release(session(), load_id)
+    return {"load": load_id, "release": release_dict(release) if release else None}
+
+
+@admin_bp.get("/schedule")
+def schedule() -> Any:
+    """The scheduler's next runs and the outcome of past runs (failures with their reason)."""
+    caller().require("publisher")
+    db = session()
+    return {"next_runs": release_calendar.next_runs(db),
+            "past_runs": release_calendar.past_runs(db)}

@@ -1,0 +1,83 @@
+"""Admin API for webhook subscriptions and their deliveries (role admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, request
+from marshmallow import fields, validate
+
+from isd_service import webhooks
+from isd_service.api.schemas import Strict, parse
+from isd_service.auth import Caller, authenticate
+from isd_service.errors import ApiError
+from isd_service.extensions import session
+from isd_service.models import WebhookSubscription
+
+bp = Blueprint("webhooks_admin", __name__)
+
+
+class SubscriptionBody(Strict):
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    description = fields.String(allow_none=True, validate=validate.Length(max=200))
+    envelope = fields.String(load_default="plain", validate=validate.OneOf(webhooks.ENVELOPES))
+
+
+@bp.before_request
+def _authenticate() -> None:
+    caller: Caller = authenticate(session(), request.headers.get("Authorization"))
+    caller.require("admin")
+    g.caller = caller
+
+
+def _subscription(subscription_id: int) -> WebhookSubscription:
+    row = session().get(WebhookSubscription, subscription_id) if subscription_id < 2**31 else None
+    if row is None:
+        raise ApiError(404, f"there is no webhook subscription {subscription_id}",
+                       slug="no-such-webhook")
+    return row
+
+
+@bp.post("/webhooks")
+def post_webhook() -> Any:
+    """Subscribe a URL; the answer carries its signing secret, shown only this once."""
+    if not request.is_json:
+        raise ApiError(415, "send a JSON body (Content-Type: application/json)",
+                       slug="unsupported-media-type")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object", slug="invalid-request")
+    data = parse(SubscriptionBody(), body, status=422, what="body")
+    try:
+        row, secret = webhooks.subscribe(session(), url=data["url"],
+                                         description=data.get("description"),
+                                         envelope=data["envelope"], actor=g.caller.actor)
+    except webhooks.SubscriptionRefused as exc:
+        raise ApiError(422, str(exc), slug="invalid-request",
+                       errors=[{"field": "url", "message": str(exc)}]) from None
+    return {**webhooks.subscription_dict(row), "secret": secret}, 201
+
+
+@bp.get("/webhooks")
+def list_webhooks() -> Any:
+    return {"webhooks": [webhooks.subscription_dict(s) for s in webhooks.active(session())]}
+
+
+@bp.get("/webhooks/<int:subscription_id>")
+def get_webhook(subscription_id: int) -> Any:
+    return webhooks.subscription_dict(_subscription(subscription_id))
+
+
+@bp.delete("/webhooks/<int:subscription_id>")
+def delete_webhook(subscription_id: int) -> Any:
+    row = _subscription(subscription_id)
+    if row.deleted_at is None:
+        webhooks.unsubscribe(session(), row)
+    return "", 204
+
+
+@bp.get("/webhooks/<int:subscription_id>/deliveries")
+def list_deliveries(subscription_id: int) -> Any:
+    """Every delivery to this subscriber, newest first, each with all its attempts."""
+    row = _subscription(subscription_id)
+    return {"webhook": row.id, "deliveries": webhooks.deliveries(session(), row.id)}

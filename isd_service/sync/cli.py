@@ -1,0 +1,53 @@
+"""The `isd-sync` command: pull and status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from isd_service.sync import client, local
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="isd-sync",
+        description="Keep a local copy of the published Industry Standing Data, verified.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    pull = sub.add_parser("pull", help="bring the local copy to the latest (or given) version")
+    status = sub.add_parser("status", help="the version held, and whether a newer one exists")
+    for p in (pull, status):
+        p.add_argument("--server", required=True, help="the service's base URL")
+        p.add_argument("--dir", required=True, type=Path, help="folder of the local copy")
+    pull.add_argument("--format", choices=local.FORMATS, default=None,
+                      help="csv (one file per entity) or sqlite; default: as held, else csv")
+    pull.add_argument("--version", type=int, default=None, help="default: the latest")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "status":
+            info = client.status(args.server, args.dir)
+            held = info["held"] if info["held"] is not None else "nothing"
+            note = "up to date" if info["up_to_date"] else f"version {info['latest']} is available"
+            print(f"held: {held}; latest on the server: {info['latest']} ({note})")
+            return 0
+        progress = client.terminal_progress()
+        result = client.pull(args.server, args.dir, fmt=args.format, version=args.version,
+                             progress=progress)
+    except local.Busy as exc:
+        print(f"isd-sync: {exc}; try again later", file=sys.stderr)
+        return 1
+    except client.SyncError as exc:
+        print(f"isd-sync: error: {exc}; the local copy was not changed", file=sys.stderr)
+        return 1
+    if progress:
+        sys.stderr.write("\n")
+    if result.mode == "up-to-date":
+        print(f"version {result.version}: already held")
+    else:
+        print(f"version {result.version}: {result.mode} applied ({result.changes} records"
+              f"{'' if result.previous is None else f' from {result.previous}'})")
+    return 0

@@ -1,0 +1,235 @@
+"""Pull a version from the service: a full snapshot the first time, deltas afterwards.
+
+Nothing is written until everything received has been checked against the manifest: every
+entity's count and sha256, the catalogue's sha256 and the version's sha256.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from isd_service.sync import hashing, local
+
+TIMEOUT = 60
+USER_AGENT = "isd-sync/1"
+
+Progress = Callable[[str], None]
+
+
+class SyncError(Exception):
+    """The pull failed and the local copy was left as it was; the message says why."""
+
+
+@dataclass
+class Result:
+    version: int
+    previous: int | None
+    mode: str  # "snapshot", "delta" or "up-to-date"
+    changes: int
+
+
+class Server:
+    """The service's public API under ``<url>/api/v1``."""
+
+    def __init__(self, url: str, progress: Progress | None = None):
+        self.base = url.rstrip("/") + "/api/v1"
+        self.progress = progress
+
+    def _open(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        try:
+            return urllib.request.urlopen(request, timeout=TIMEOUT)
+        except urllib.error.HTTPError as exc:
+            detail = _problem_detail(exc)
+            raise SyncError(f"{url}: HTTP {exc.code}: {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise SyncError(f"{url}: cannot reach the server: {exc}") from None
+
+    def json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        with self._open(path, params) as response:
+            try:
+                return json.loads(response.read())
+            except (ValueError, OSError) as exc:
+                raise SyncError(f"{path}: the answer is not complete JSON: {exc}") from None
+
+    def ndjson(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Yield the lines of an NDJSON answer; a cut-off answer raises SyncError."""
+        with self._open(path, params) as response:
+            count = 0
+            try:
+                for raw in response:
+                    if not raw.endswith(b"\n"):
+                        raise SyncError(f"{path}: the download was cut off in the middle "
+                                        f"of a line")
+                    yield json.loads(raw)
+                    count += 1
+                    if self.progress and count % 5000 == 0:
+                        self.progress(f"{count} lines")
+            except (ValueError, OSError, http.client.HTTPException) as exc:
+                raise SyncError(f"{path}: the download was cut off or garbled: "
+                                f"{exc!r}") from None
+
+    def manifest(self, version: int | None) -> dict[str, Any]:
+        return self.json("/versions/latest" if version is None else f"/versions/{version}")
+
+
+def _problem_detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read()).get("detail", exc.reason))
+    except (ValueError, OSError, AttributeError):
+        return str(exc.reason)
+
+
+def status(server_url: str, root: Path) -> dict[str, Any]:
+    """Which version the local copy holds, and the latest one the server has."""
+    state = local.read_state(root)
+    latest = Server(server_url).manifest(None)
+    held = state["version"] if state else None
+    return {"held": held, "latest": latest["version"],
+            "up_to_date": held == latest["version"]}
+
+
+def pull(server_url: str, root: Path, *, fmt: str | None = None, version: int | None = None,
+         progress: Progress | None = None) -> Result:
+    """Bring the local copy in ``root`` to ``version`` (default: the latest), verified."""
+    server = Server(server_url, progress)
+    with local.locked(root):
+        try:
+            return _pull(server, server_url, root, fmt, version, progress)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise SyncError(f"an answer from the server is not in the expected shape "
+                            f"({exc!r})") from None
+
+
+def _pull(server: Server, server_url: str, root: Path, fmt: str | None, version: int | None,
+          progress: Progress | None) -> Result:
+    local.clean(root)  # what an interrupted pull left: the next pull starts cleanly
+    state = local.read_state(root)
+    fmt = fmt or (state["format"] if state else "csv")
+    target = server.manifest(version)
+    number = target["version"]
+    held = state["version"] if state else None
+    if state and held == number and state["format"] == fmt:
+        return Result(number, held, "up-to-date", 0)
+    catalogue = server.json("/catalogue", {"version": number})["entities"]
+    if hashing.catalogue_sha256(catalogue) != target["catalogue_sha256"]:
+        raise SyncError(f"the catalogue of version {number} does not match its manifest's "
+                        f"catalogue_sha256")
+    if state is not None and held is not None and held <= number:
+        records, changes = _apply_delta(server, root, state, target, catalogue)
+        mode = "delta"
+    else:
+        records, changes = _snapshot(server, number, target)
+        mode = "snapshot"
+    entities = verify(target, catalogue, records)
+    for entity in catalogue:  # the local files list records in key order, as snapshots do
+        key_fields: list[str] = entity["key"]
+        records[entity["id"]].sort(key=lambda r: hashing.key_text(key_fields, r))
+    new_state = {"version": number, "server": server_url, "sha256": target["sha256"],
+                 "catalogue_sha256": target["catalogue_sha256"],
+                 "go_live_date": target.get("go_live_date"), "entities": entities,
+                 "catalogue": catalogue}
+    if progress:
+        progress(f"writing version {number}")
+    local.write_version(root, fmt, new_state, records)
+    return Result(number, held, mode, changes)
+
+
+def _snapshot(server: Server, number: int,
+              target: dict[str, Any]) -> tuple[local.Records, int]:
+    lines = server.ndjson(f"/versions/{number}/snapshot", {"format": "ndjson"})
+    head = next(lines, None)
+    if head is None or head.get("sha256") != target["sha256"]:
+        raise SyncError(f"the snapshot of version {number} does not start with its manifest")
+    records: local.Records = {eid: [] for eid in target["entities"]}
+    count = 0
+    for line in lines:
+        records.setdefault(line["entity"], []).append(line["record"])
+        count += 1
+    return records, count
+
+
+def _apply_delta(server: Server, root: Path, state: dict[str, Any], target: dict[str, Any],
+                 catalogue: list[dict[str, Any]]) -> tuple[local.Records, int]:
+    held, number = state["version"], target["version"]
+    # Check what is on disk before building on it: a damaged copy must not spread.
+    try:
+        old = local.read_records(root, state)
+        verify(state, state["catalogue"], old)
+    except (SyncError, OSError, ValueError, KeyError) as exc:
+        raise SyncError(f"the local copy of version {held} is damaged ({exc}); remove "
+                        f"{root / local.CURRENT} to download a full snapshot") from None
+    lines = server.ndjson("/deltas", {"from": held, "to": number, "format": "ndjson"})
+    head = next(lines, None)
+    if head is None or head.get("from_sha256") != state["sha256"]:
+        raise SyncError(f"the delta from {held} does not start from the version held")
+    if head.get("to_sha256") != target["sha256"]:
+        raise SyncError(f"the delta does not end at version {number}'s manifest")
+    defs = local.fields_of(catalogue)
+    old_defs = local.fields_of(state["catalogue"])
+    by_key: dict[str, dict[str, dict[str, Any]]] = {}
+    for eid, entity in defs.items():
+        ids = [f["id"] for f in entity["fields"]]
+        # A record an entity keeps across a catalogue change takes the new fields as null.
+        by_key[eid] = {hashing.key_text(entity["key"], r): hashing.project(ids, r)
+                       for r in old.get(eid, []) if eid in old_defs}
+    count = 0
+    for change in lines:
+        eid = change["entity"]
+        if eid not in defs:
+            continue  # an entity the new catalogue drops goes with all its records
+        key = hashing.key_text(defs[eid]["key"], change["key"])
+        if change["op"] == "delete":
+            if by_key[eid].pop(key, None) is None:
+                raise SyncError(f"the delta deletes {eid} {key!r}, which is not held")
+        else:
+            by_key[eid][key] = change["record"]
+        count += 1
+    return {eid: list(rows.values()) for eid, rows in by_key.items()}, count
+
+
+def verify(manifest: dict[str, Any], catalogue: list[dict[str, Any]],
+           records: local.Records) -> dict[str, Any]:
+    """Check counts and hashes of every entity and of the version; return the entities."""
+    defs = local.fields_of(catalogue)
+    if set(defs) != set(manifest["entities"]) or set(records) - set(defs):
+        raise SyncError(f"version {manifest['version']}: the entities received are not "
+                        f"those of its manifest")
+    hashes: dict[str, str] = {}
+    entities: dict[str, Any] = {}
+    for eid, entity in defs.items():
+        ids = [f["id"] for f in entity["fields"]]
+        count, digest = hashing.entity_sha256(ids, entity["key"], records.get(eid, []))
+        expected = manifest["entities"][eid]
+        if count != expected["records"] or digest != expected["sha256"]:
+            raise SyncError(
+                f"version {manifest['version']}: entity {eid} does not verify: {count} "
+                f"records with sha256 {digest}, the manifest says {expected['records']} "
+                f"with {expected['sha256']}")
+        hashes[eid] = digest
+        entities[eid] = {"records": count, "sha256": digest}
+    if hashing.version_sha256(manifest["catalogue_sha256"], hashes) != manifest["sha256"]:
+        raise SyncError(f"version {manifest['version']}: the version's sha256 does not verify")
+    return entities
+
+
+def terminal_progress() -> Progress | None:
+    """Progress on stderr when it is a terminal; nothing under cron or in a pipe."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(message: str) -> None:
+        sys.stderr.write(f"\r{message}\x1b[K")
+        sys.stderr.flush()
+
+    return show

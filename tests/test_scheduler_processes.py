@@ -1,0 +1,83 @@
+"""Three real `isd scheduler` processes against one database publish each release once."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from isd_service import release_calendar
+from isd_service.extensions import session
+from isd_service.models import Release, ReleaseRun, Version
+
+ADMIN = "/api/v1/admin"
+ISD = Path(sys.executable).parent / "isd"
+
+
+def test_three_schedulers_publish_each_planned_release_exactly_once(
+        app: Flask, client: FlaskClient, publisher_headers: dict[str, str], database_url: str,
+        tmp_path: Path) -> None:
+    csv = b"gsp_group_id,gsp_group_name\n_A,Eastern\n"
+    r = client.post(f"{ADMIN}/loads", headers=publisher_headers,
+                    content_type="multipart/form-data",
+                    data={"format": "csv", "mode": "replace",
+                          "file": (io.BytesIO(csv), "gsp_group.csv")})
+    assert r.status_code == 201
+    assert client.post(f"{ADMIN}/publications", headers=publisher_headers, json={}).status_code \
+        == 201
+    now = datetime.now(UTC)
+    with app.app_context():
+        planned = [release_calendar.create_release(
+            session(), change_deadline=now + timedelta(seconds=s),
+            publish_at=now + timedelta(seconds=s + 2), go_live_date=now.date(),
+            empty_draft="publish", actor="test").id for s in (4, 7)]
+
+    env = {**os.environ, "ISD_DATABASE_URL": database_url, "ISD_SCHEDULER_SYNC_SECONDS": "1"}
+    procs = []
+    for i in range(3):
+        log = (tmp_path / f"scheduler{i}.log").open("w")
+        procs.append((subprocess.Popen([str(ISD), "scheduler"], env=env, stdout=log,
+                                       stderr=subprocess.STDOUT), log))
+    try:
+        deadline = time.monotonic() + 60
+        done = False
+        while time.monotonic() < deadline and not done:
+            time.sleep(0.5)
+            with app.app_context():
+                states = set(session().scalars(select(Release.state)))
+                session().close()
+            done = states == {"published"}
+            assert all(p.poll() is None for p, _ in procs), "a scheduler exited early"
+        # Give the others time to attempt the same steps too.
+        time.sleep(3)
+    finally:
+        for p, _ in procs:
+            p.send_signal(signal.SIGTERM)
+        codes = [p.wait(timeout=30) for p, _ in procs]
+        for _, log in procs:
+            log.close()
+    logs = "".join((tmp_path / f"scheduler{i}.log").read_text() for i in range(3))
+    assert codes == [0, 0, 0], logs
+    assert done, logs
+
+    with app.app_context():
+        db = session()
+        numbers = sorted(db.scalars(select(Version.number)))
+        published = {r.id: r.published_version for r in db.scalars(select(Release))}
+        publications = db.scalar(select(func.count()).select_from(ReleaseRun).where(
+            ReleaseRun.outcome == "published"))
+        failures = list(db.scalars(select(ReleaseRun.detail).where(
+            ReleaseRun.outcome == "failed")))
+    assert numbers == [1, 2, 3]
+    assert published == {planned[0]: 2, planned[1]: 3}
+    assert publications == 2
+    assert failures == [], logs
