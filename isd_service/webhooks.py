@@ -38,7 +38,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from isd_service import events
+from isd_service import audit, events
 from isd_service.models import Version, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from isd_service.releases import manifest
 
@@ -96,7 +96,7 @@ def check_url(url: str) -> str:
 
 
 def subscribe(session: Session, *, url: str, description: str | None, envelope: str,
-              actor: str) -> tuple[WebhookSubscription, str]:
+              actor: str, organisation: str | None = None) -> tuple[WebhookSubscription, str]:
     """Add a subscriber and commit; return it with its secret (shown this once)."""
     if envelope not in ENVELOPES:
         raise SubscriptionRefused(f"envelope must be one of {', '.join(ENVELOPES)}")
@@ -104,6 +104,10 @@ def subscribe(session: Session, *, url: str, description: str | None, envelope: 
     row = WebhookSubscription(url=check_url(url), secret=secret, description=description,
                               envelope=envelope, created_by=actor, created_at=now_utc())
     session.add(row)
+    session.flush()
+    audit.record(session, action="webhook.subscribe", actor=actor, organisation=organisation,
+                 subject=f"webhook {row.id}",
+                 details={"webhook": row.id, "url": row.url, "envelope": envelope})
     session.commit()
     return row, secret
 
@@ -114,13 +118,17 @@ def active(session: Session) -> list[WebhookSubscription]:
                                 .order_by(WebhookSubscription.id)))
 
 
-def unsubscribe(session: Session, subscription: WebhookSubscription) -> None:
+def unsubscribe(session: Session, subscription: WebhookSubscription, *, actor: str = "cli",
+                organisation: str | None = None) -> None:
     """Stop notices to a subscriber; its deliveries stay visible, pending ones are dropped."""
     moment = now_utc()
     subscription.deleted_at = moment
     session.execute(update(WebhookDelivery).where(
         WebhookDelivery.subscription_id == subscription.id,
         WebhookDelivery.state == "pending").values(state="cancelled"))
+    audit.record(session, action="webhook.unsubscribe", actor=actor, organisation=organisation,
+                 subject=f"webhook {subscription.id}",
+                 details={"webhook": subscription.id, "url": subscription.url})
     session.commit()
 
 

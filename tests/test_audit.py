@@ -234,3 +234,16 @@ def test_release_calendar_changes_leave_events(client: FlaskClient,
                for e in log)
     assert log[1]["details"]["go_live_date"] == "2030-04-01"
     assert log[0]["details"]["state"] == "cancelled"
+
+
+def test_webhook_subscriptions_leave_events(client: FlaskClient,
+                                            admin_headers: dict[str, str]) -> None:
+    created = client.post(f"{ADMIN}/webhooks", headers=admin_headers,
+                          json={"url": "http://127.0.0.1:9/hook"})
+    assert created.status_code == 201
+    wid = created.get_json()["id"]
+    assert client.delete(f"{ADMIN}/webhooks/{wid}", headers=admin_headers).status_code == 204
+    log = [e for e in events(client, admin_headers) if e["action"].startswith("webhook.")]
+    assert [e["action"] for e in log] == ["webhook.unsubscribe", "webhook.subscribe"]
+    assert log[1]["details"]["url"] == "http://127.0.0.1:9/hook"
+    assert created.get_json()["secret"] not in str(log)

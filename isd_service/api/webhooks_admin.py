@@ -51,7 +51,8 @@ def post_webhook() -> Any:
     try:
         row, secret = webhooks.subscribe(session(), url=data["url"],
                                          description=data.get("description"),
-                                         envelope=data["envelope"], actor=g.caller.actor)
+                                         envelope=data["envelope"], actor=g.caller.actor,
+                                         organisation=g.caller.organisation)
     except webhooks.SubscriptionRefused as exc:
         raise ApiError(422, str(exc), slug="invalid-request",
                        errors=[{"field": "url", "message": str(exc)}]) from None
@@ -72,7 +73,8 @@ def get_webhook(subscription_id: int) -> Any:
 def delete_webhook(subscription_id: int) -> Any:
     row = _subscription(subscription_id)
     if row.deleted_at is None:
-        webhooks.unsubscribe(session(), row)
+        webhooks.unsubscribe(session(), row, actor=g.caller.actor,
+                             organisation=g.caller.organisation)
     return "", 204
 
 
