@@ -199,6 +199,9 @@ def test_readers_during_a_publication_only_see_complete_versions(
                 response = client.get(f"{API}/versions/latest")
                 assert response.status_code == 200, response.get_data(as_text=True)
                 seen.append(response.get_json()["version"])
+                # A poll loop without a pause holds the interpreter's lock most of the
+                # time and starves the snapshot reader beside it.
+                time.sleep(0.01)
         except BaseException as exc:  # reported by the test's thread
             errors.append(exc)
 
@@ -216,13 +219,16 @@ def test_readers_during_a_publication_only_see_complete_versions(
     readers = [threading.Thread(target=poll_latest), threading.Thread(target=read_snapshots)]
     for t in readers:
         t.start()
+    deadline = time.monotonic() + TIMEOUT
     try:
         while not checked and not errors:  # one complete read before the publication starts
+            assert time.monotonic() < deadline, "no complete read before the publication"
             time.sleep(0.05)
         published = isd(url, "publish")
         published_event.set()
         # one more complete read, started once it is out
         while not any(after for _n, after in checked) and not errors:
+            assert time.monotonic() < deadline, "no complete read after the publication"
             time.sleep(0.05)
     finally:
         done.set()
