@@ -8,6 +8,7 @@ import hashlib
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,7 @@ def test_concurrent_builders_never_expose_a_partial_file(tmp_path: Path) -> None
             found = existing(target)
             if found is not None:
                 seen.append(found.path.read_bytes())
+            time.sleep(0.001)  # let the builders have the interpreter lock
 
     reader = threading.Thread(target=read)
     reader.start()
