@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, request
 from sqlalchemy import select
 
 from isd_service import audit, catalogue_db, drafts, releases
-from isd_service.api.schemas import LoadForm, PublicationBody, parse
+from isd_service.api.schemas import LoadForm, PublicationBody, json_body, parse
 from isd_service.auth import Caller, authenticate
 from isd_service.catalogue import Catalogue, catalogue_changes
 from isd_service.errors import ApiError
@@ -37,16 +37,6 @@ def load_summary(load: Load) -> dict[str, Any]:
             "files": load.files, "sha256": load.sha256, "inserted": load.inserted,
             "updated": load.updated, "deleted": load.deleted, "unchanged": load.unchanged,
             "entities": load.entities, "version": load.version}
-
-
-def _json_body() -> Any:
-    if not request.is_json:
-        raise ApiError(415, "send a JSON body (Content-Type: application/json)",
-                       slug="unsupported-media-type")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "the body is not valid JSON", slug="invalid-request")
-    return body
 
 
 @bp.post("/loads")
@@ -113,7 +103,7 @@ def delete_draft() -> Any:
 @bp.post("/publications")
 def post_publication() -> Any:
     caller().require("publisher")
-    body = parse(PublicationBody(), _json_body() if request.content_length else {},
+    body = parse(PublicationBody(), json_body() if request.content_length else {},
                  status=422, what="body")
     version = releases.publish(session(), actor=caller().actor,
                                organisation=caller().organisation,
@@ -127,7 +117,7 @@ def post_entity() -> Any:
     """Add a new entity (definition in the shape of GET /catalogue's entities)."""
     caller().require("admin")
     db = session()
-    body = _json_body()
+    body = json_body()
     drafts.lock_draft(db)
     entity = catalogue_db.add_entity(db, body)
     audit.record(db, action="catalogue.add_entity", actor=caller().actor,
@@ -142,7 +132,7 @@ def post_field(entity_id: str) -> Any:
     """Add a new data item to an entity; it goes out with the next version."""
     caller().require("admin")
     db = session()
-    body = _json_body()
+    body = json_body()
     drafts.lock_draft(db)
     try:
         new = catalogue_db.add_field(db, entity_id, body)

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, g, request
 from marshmallow import fields, validate
 
 from isd_service import audit
-from isd_service.api.schemas import Strict, parse
+from isd_service.api.schemas import Strict, json_body, parse
 from isd_service.auth import (
     ROLES,
     Caller,
@@ -54,13 +54,7 @@ def caller() -> Caller:
 @bp.post("/tokens")
 def post_token() -> Any:
     """Create a token; its text is in this answer and never again."""
-    if not request.is_json:
-        raise ApiError(415, "send a JSON body (Content-Type: application/json)",
-                       slug="unsupported-media-type")
-    raw = request.get_json(silent=True)
-    if raw is None:
-        raise ApiError(400, "the body is not valid JSON", slug="invalid-request")
-    body = parse(TokenBody(), raw, status=422, what="body")
+    body = parse(TokenBody(), json_body(), status=422, what="body")
     days = body.get("days")
     token, row = issue_token(
         session(), organisation=body["organisation"], roles=body["roles"],

@@ -11,8 +11,8 @@ from flask import Blueprint, Response, g, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from isd_service import drafts, release_calendar
-from isd_service.api.admin import _json_body, load_summary
-from isd_service.api.schemas import MAX_VERSION, parse
+from isd_service.api.admin import load_summary
+from isd_service.api.schemas import MAX_VERSION, json_body, parse
 from isd_service.auth import Caller, authenticate
 from isd_service.errors import ApiError
 from isd_service.extensions import session
@@ -141,7 +141,7 @@ def caller() -> Caller:
 @admin_bp.post("/releases")
 def create_release() -> Any:
     caller().require("publisher")
-    body = parse(ReleaseBody(), _json_body(), status=422, what="body")
+    body = parse(ReleaseBody(), json_body(), status=422, what="body")
     try:
         row = release_calendar.create_release(
             session(), change_deadline=body["change_deadline"], publish_at=body["publish_at"],
@@ -156,7 +156,7 @@ def create_release() -> Any:
 @admin_bp.patch("/releases/<int(signed=True):release_id>")
 def change_release(release_id: int) -> Any:
     caller().require("publisher")
-    body = parse(ReleaseBody(partial=True), _json_body(), status=422, what="body")
+    body = parse(ReleaseBody(partial=True), json_body(), status=422, what="body")
     try:
         row = release_calendar.update_release(session(), release_id, body,
                                               actor=caller().actor,

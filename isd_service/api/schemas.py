@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from isd_service.drafts import MODES
@@ -62,6 +63,17 @@ class PublicationBody(Strict):
                              allow_none=True)
     go_live_date = fields.Date(allow_none=True)
     force = fields.Boolean(load_default=False)
+
+
+def json_body() -> Any:
+    """The request's JSON body, or 415 (not JSON) / 400 (not valid JSON)."""
+    if not request.is_json:
+        raise ApiError(415, "send a JSON body (Content-Type: application/json)",
+                       slug="unsupported-media-type")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "the body is not valid JSON", slug="invalid-request")
+    return body
 
 
 def parse(schema: Schema, data: Any, *, status: int = 400, what: str = "query") -> dict[str, Any]:

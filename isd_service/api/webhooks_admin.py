@@ -8,7 +8,7 @@ from flask import Blueprint, g, request
 from marshmallow import fields, validate
 
 from isd_service import webhooks
-from isd_service.api.schemas import Strict, parse
+from isd_service.api.schemas import Strict, json_body, parse
 from isd_service.auth import Caller, authenticate
 from isd_service.errors import ApiError
 from isd_service.extensions import session
@@ -41,10 +41,7 @@ def _subscription(subscription_id: int) -> WebhookSubscription:
 @bp.post("/webhooks")
 def post_webhook() -> Any:
     """Subscribe a URL; the answer carries its signing secret, shown only this once."""
-    if not request.is_json:
-        raise ApiError(415, "send a JSON body (Content-Type: application/json)",
-                       slug="unsupported-media-type")
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object", slug="invalid-request")
     data = parse(SubscriptionBody(), body, status=422, what="body")
