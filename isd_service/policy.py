@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from isd_service import events
 from isd_service.models import DraftChange
+from isd_service.records import decode, encode
 from isd_service.store import live_rows
 from isd_service.validation import Problem, Validated
 
@@ -94,7 +95,8 @@ def _check_entity(session: Session, v: Validated, owner_field: str, organisation
                   mode: str) -> list[Problem]:
     current = _draft_view(session, v.entity.id)
     problems = []
-    for key, rec in v.records.items():
+    for key, data in v.data.items():
+        rec = decode(data)
         sent = rec.get(owner_field)
         existing = current.get(key)
         held = existing.get(owner_field) if existing is not None else None
@@ -110,8 +112,8 @@ def _check_entity(session: Session, v: Validated, owner_field: str, organisation
     if mode == "replace" and not problems:
         # The file is the whole of this organisation's records: keep everybody else's.
         for key, rec in current.items():
-            if rec.get(owner_field) != organisation and key not in v.records:
-                v.records[key] = rec
+            if rec.get(owner_field) != organisation and key not in v.data:
+                v.data[key] = encode(rec)
     return problems
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from json.encoder import encode_basestring
 from typing import Any
 
 from isd_service.catalogue import EntityDef
@@ -26,7 +27,7 @@ KEY_SEPARATOR = "\x1f"
 
 def key_text(entity: EntityDef, record: dict[str, Any]) -> str:
     """Join the key fields' values into the text the store orders and matches by."""
-    return KEY_SEPARATOR.join(str(record[k]) for k in entity.key)
+    return KEY_SEPARATOR.join([str(record[k]) for k in entity.key])
 
 
 def key_dict(entity: EntityDef, record: dict[str, Any]) -> dict[str, Any]:
@@ -37,6 +38,21 @@ def encode(record: dict[str, Any]) -> str:
     """Serialise a record's non-null values canonically for storage and comparison."""
     return json.dumps({k: v for k, v in record.items() if v is not None},
                       sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def encoder_for(entity: EntityDef) -> Callable[[dict[str, Any]], str]:
+    """Return ``encode`` for records of one entity whose values are texts and integers.
+
+    The same text as ``encode``, built from the entity's field ids sorted once rather than
+    by the JSON encoder for every record: a load of a million records encodes each once.
+    """
+    order = [(fid, encode_basestring(fid) + ":") for fid in sorted(entity.field_ids)]
+
+    def encode_record(record: dict[str, Any]) -> str:
+        return "{" + ",".join([
+            prefix + (encode_basestring(value) if type(value) is str else str(value))
+            for fid, prefix in order if (value := record.get(fid)) is not None]) + "}"
+    return encode_record
 
 
 def decode(data: str) -> dict[str, Any]:

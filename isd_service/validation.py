@@ -8,13 +8,13 @@ name a participant that no other entity knows).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from isd_service.catalogue import EntityDef, FieldDef
-from isd_service.records import key_text
+from isd_service.records import decode, encoder_for, key_text
 
 MAX_REPORTED_VALUE = 100
 INT_RANGE = 2**63
@@ -23,6 +23,9 @@ _MDD_DATE = re.compile(r"^([0-9]{2})/([0-9]{2})/([0-9]{4})$")
 _ISO_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
 _TIME = re.compile(r"^([0-9]{2}):([0-9]{2})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Dates, times and integers repeat across a file's rows: their typed values are remembered,
+# up to this many distinct texts per field, instead of being parsed again.
+CACHED_VALUES = 100_000
 
 
 @dataclass
@@ -44,7 +47,7 @@ class Problem:
                 "field": self.field, "value": value, "message": self.message}
 
 
-@dataclass
+@dataclass(slots=True)
 class RawRow:
     """A row as a format read it: its line (or record number) and raw values by field id."""
 
@@ -54,12 +57,21 @@ class RawRow:
 
 @dataclass
 class Validated:
-    """Rows of one entity that passed, as typed records keyed by their key text."""
+    """Rows of one entity that passed, keyed by their key text.
+
+    A record is kept only in its stored form (records.encode): a load of millions of
+    records holds one string per record, not a dictionary.
+    """
 
     entity: EntityDef
     file: str | None
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def records(self) -> dict[str, dict[str, Any]]:
+        """The typed records by key (decoded afresh: for small loads and reports)."""
+        return {key: decode(data) for key, data in self.data.items()}
 
 
 def coerce(fdef: FieldDef, raw: Any, *, dates: str = "iso") -> Any:
@@ -124,6 +136,50 @@ def _coerce_date(raw: str, dates: str) -> str:
         raise ValueError(f"impossible date ({exc})") from None
 
 
+Check = Callable[[Any], Any]
+
+
+def checker(fdef: FieldDef, *, dates: str = "iso") -> Check:
+    """Return ``coerce`` for one field, made fast for the text values files hold.
+
+    The usual value takes a short path; anything unusual goes through ``coerce``, so the
+    answers and the error messages are always coerce's.
+    """
+    def slow(raw: Any) -> Any:
+        return coerce(fdef, raw, dates=dates)
+
+    if fdef.type == "string":
+        limit = fdef.max_length if fdef.max_length is not None else float("inf")
+        control = _CONTROL.search
+
+        def check_string(raw: Any) -> Any:
+            if type(raw) is str and raw and len(raw) <= limit and not control(raw):
+                return raw
+            return slow(raw)
+        return check_string
+    if fdef.type == "enum":
+        allowed = frozenset(fdef.values or ())
+
+        def check_enum(raw: Any) -> Any:
+            if type(raw) is str and raw in allowed:
+                return raw
+            return slow(raw)
+        return check_enum
+    cache: dict[str, Any] = {}
+
+    def check_cached(raw: Any) -> Any:
+        if type(raw) is not str:  # True == 1: only texts may share a remembered answer
+            return slow(raw)
+        try:
+            return cache[raw]
+        except KeyError:
+            value = slow(raw)
+            if len(cache) < CACHED_VALUES:
+                cache[raw] = value
+            return value
+    return check_cached
+
+
 def validate_rows(
     entity: EntityDef,
     rows: Iterable[RawRow],
@@ -134,48 +190,52 @@ def validate_rows(
 ) -> tuple[Validated, list[Problem]]:
     """Check every row of one entity; return the valid records and every problem found.
 
-    With ``keys_only`` (delete loads) only the key fields are read and checked.
+    With ``keys_only`` (delete loads) only the key fields are read and checked. ``rows``
+    may be a stream: each row is checked, kept in its stored form and let go.
     """
     result = Validated(entity=entity, file=file)
+    data, lines = result.data, result.lines
     problems: list[Problem] = []
-    checked = [entity.field(k) for k in entity.key] if keys_only else list(entity.fields)
+    fields = [entity.field(k) for k in entity.key] if keys_only else list(entity.fields)
+    checks = [(f.id, f.required, checker(f, dates=dates)) for f in fields if f is not None]
+    encode = encoder_for(entity)
+    eff_from, eff_to = entity.effective_from or "", entity.effective_to or ""
+    dated = not keys_only and bool(eff_from and eff_to)
     for row in rows:
+        values = row.values
         record: dict[str, Any] = {}
         row_ok = True
-        for fdef in checked:
-            assert fdef is not None
-            raw = row.values.get(fdef.id)
+        for fid, required, check in checks:
+            raw = values.get(fid)
             try:
-                value = coerce(fdef, raw, dates=dates)
+                value = check(raw)
             except ValueError as exc:
-                problems.append(Problem(str(exc), entity.id, file, row.line, fdef.id, raw))
+                problems.append(Problem(str(exc), entity.id, file, row.line, fid, raw))
                 row_ok = False
                 continue
             if value is None:
-                if fdef.required:
+                if required:
                     problems.append(Problem("required value is missing", entity.id, file,
-                                            row.line, fdef.id, raw))
+                                            row.line, fid, raw))
                     row_ok = False
                 continue
-            record[fdef.id] = value
+            record[fid] = value
         if not row_ok:
             continue
-        if not keys_only and entity.effective_from and entity.effective_to:
-            start, end = record.get(entity.effective_from), record.get(entity.effective_to)
+        if dated:
+            start, end = record.get(eff_from), record.get(eff_to)
             if start is not None and end is not None and end < start:
                 problems.append(Problem(
-                    "effective-to date is before effective-from date "
-                    f"({row.values.get(entity.effective_from)})",
-                    entity.id, file, row.line, entity.effective_to,
-                    row.values.get(entity.effective_to)))
+                    f"effective-to date is before effective-from date ({values.get(eff_from)})",
+                    entity.id, file, row.line, eff_to, values.get(eff_to)))
                 continue
         key = key_text(entity, record)
-        if key in result.records:
+        if key in data:
             problems.append(Problem(
                 f"duplicate key: the same {', '.join(entity.key)} is on line "
-                f"{result.lines[key]}", entity.id, file, row.line, entity.key[0],
+                f"{lines[key]}", entity.id, file, row.line, entity.key[0],
                 record[entity.key[0]]))
             continue
-        result.records[key] = record
-        result.lines[key] = row.line
+        data[key] = encode(record)
+        lines[key] = row.line
     return result, problems

@@ -186,11 +186,14 @@ def test_mdd_read_header_problems(gsp: EntityDef) -> None:
 
 
 def test_mdd_read_ragged_rows(gsp: EntityDef) -> None:
+    """Rows are read as a stream: a row of the wrong shape is reported as it is met."""
     data = GSP_HEADER + b'"_A"\n"_B","x","y"\n"_C","ok"\n'
     table, problems = mdd_csv.read(data, gsp, "g.csv")
-    assert table is None
-    assert [(p.line, p.message) for p in problems] == [
-        (2, "expected 2 fields, found 1"), (3, "expected 2 fields, found 3")]
+    assert problems == [] and table is not None
+    assert values(table) == [(4, {"gsp_group_id": "_C", "gsp_group_name": "ok"})]
+    assert [(p.entity, p.line, p.message) for p in table.problems] == [
+        ("gsp_group", 2, "expected 2 fields, found 1"),
+        ("gsp_group", 3, "expected 2 fields, found 3")]
 
 
 @pytest.mark.parametrize(("data", "line"), [
@@ -200,8 +203,16 @@ def test_mdd_read_ragged_rows(gsp: EntityDef) -> None:
 ])
 def test_mdd_read_malformed_csv(gsp: EntityDef, data: bytes, line: int) -> None:
     table, problems = mdd_csv.read(data, gsp, "g.csv")
+    assert problems == [] and table is not None
+    values(table)  # reading stops at the malformed line
+    assert where(table.problems) == [("gsp_group", "g.csv", line, None)]
+    assert table.problems[0].message.startswith("malformed CSV")
+
+
+def test_mdd_read_malformed_header(gsp: EntityDef) -> None:
+    table, problems = mdd_csv.read(b'"Gsp Group ID"x,"GSP Group Name"\n', gsp, "g.csv")
     assert table is None
-    assert where(problems) == [("gsp_group", "g.csv", line, None)]
+    assert where(problems) == [("gsp_group", "g.csv", 1, None)]
     assert problems[0].message.startswith("malformed CSV")
 
 

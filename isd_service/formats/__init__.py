@@ -6,6 +6,7 @@ Reading turns input files into raw rows per entity; validation then types and ch
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
@@ -27,12 +28,17 @@ class InputFile:
 
 @dataclass
 class EntityRows:
-    """The raw rows a file holds for one entity, and how its dates are written."""
+    """The raw rows a file holds for one entity, and how its dates are written.
+
+    ``rows`` may be a stream read as it is consumed; ``problems`` then holds, once it has
+    been consumed, what was wrong with the rows' shape.
+    """
 
     entity: EntityDef
     file: str
     dates: str
-    rows: list[RawRow] = field(default_factory=list)
+    rows: Iterable[RawRow] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def safe_name(name: str) -> str:

@@ -48,6 +48,8 @@ def read(
             problems.append(Problem("records must be a list", eid, file))
             continue
         rows = EntityRows(entity=edef, file=file, dates="iso")
+        kept: list[RawRow] = []
+        rows.rows = kept
         known = set(edef.field_ids)
         for number, item in enumerate(items, start=1):
             if not isinstance(item, dict):
@@ -57,6 +59,6 @@ def read(
             for name in unknown:
                 problems.append(Problem(f"unknown field {name!r}", eid, file, number, name))
             if not unknown:
-                rows.rows.append(RawRow(number, item))
+                kept.append(RawRow(number, item))
         out.append(rows)
     return out, problems

@@ -23,38 +23,46 @@ def read_table(
     dates: str,
     keys_only: bool = False,
 ) -> tuple[EntityRows | None, list[Problem]]:
-    """Read a CSV file whose header names the entity's fields; report every problem.
+    """Read a CSV file whose header names the entity's fields.
 
-    With ``keys_only`` (a delete load) only the key columns are required.
+    Problems of the whole file (encoding, header) are returned at once, with no rows. The
+    rows are read as they are consumed, so that a file of millions of lines is never held
+    as rows; problems of a row's shape (field count, quoting) are added to the result's
+    ``problems`` as they are met. With ``keys_only`` (a delete load) only the key columns
+    are required.
     """
     text, problems = decode_text(data, file)
     if text is None:
         return None, [_at(p, entity) for p in problems]
     csv.field_size_limit(MAX_FIELD_SIZE)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    out = EntityRows(entity=entity, file=file, dates=dates)
-    columns: list[str] = []
-    line = 1
     try:
         header = next(reader, None)
-        if not header or not any(h.strip() for h in header):
-            return None, [Problem("no header line", entity.id, file, 1)]
-        columns, problems = _map_header(header, entity, file, header_of, keys_only)
-        if problems:
-            return None, problems
-        line = reader.line_num + 1
+    except csv.Error as exc:
+        return None, [Problem(f"malformed CSV: {exc}", entity.id, file, 1)]
+    if not header or not any(h.strip() for h in header):
+        return None, [Problem("no header line", entity.id, file, 1)]
+    columns, problems = _map_header(header, entity, file, header_of, keys_only)
+    if problems:
+        return None, problems
+    out = EntityRows(entity=entity, file=file, dates=dates)
+    out.rows = _rows(reader, columns, out)
+    return out, []
+
+
+def _rows(reader: Any, columns: list[str], out: EntityRows) -> Iterator[RawRow]:
+    width = len(columns)
+    line = reader.line_num + 1
+    try:
         for row in reader:
-            if row:
-                if len(row) != len(columns):
-                    problems.append(Problem(
-                        f"expected {len(columns)} fields, found {len(row)}",
-                        entity.id, file, line))
-                else:
-                    out.rows.append(RawRow(line, dict(zip(columns, row, strict=True))))
+            if len(row) == width:
+                yield RawRow(line, dict(zip(columns, row, strict=True)))
+            elif row:
+                out.problems.append(Problem(f"expected {width} fields, found {len(row)}",
+                                            out.entity.id, out.file, line))
             line = reader.line_num + 1
     except csv.Error as exc:
-        problems.append(Problem(f"malformed CSV: {exc}", entity.id, file, line))
-    return (None if problems else out), problems
+        out.problems.append(Problem(f"malformed CSV: {exc}", out.entity.id, out.file, line))
 
 
 def _map_header(
