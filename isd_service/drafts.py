@@ -8,12 +8,12 @@ draft is always the exact difference between the latest version and the next one
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from isd_service import events
@@ -30,15 +30,14 @@ from isd_service.formats import (
     safe_name,
 )
 from isd_service.models import Draft, DraftChange, FrozenChange, Load, Record, ReleaseLoad
-from isd_service.records import encode
-from isd_service.store import base_rows, frozen_release, live_rows, open_release
+from isd_service.records import decode
+from isd_service.store import base_rows, bulk_insert, frozen_release, live_rows, open_release
 from isd_service.validation import Problem, Validated, validate_rows
 
 MODES = ("replace", "upsert", "delete")
 # Where a load goes: the open draft (of the next planned release), or, by override, the
 # frozen set of the release that passed its change deadline.
 TARGETS = ("open", "frozen")
-INSERT_BATCH = 5000
 
 Progress = Callable[[str, int, int], None]
 
@@ -182,7 +181,7 @@ def stage(
     staged = StagedEntity(entity=entity, before=before,
                           draft={key: (op, data) for key, (op, data, _) in before.items()})
     counts = staged.counts
-    incoming = {key: encode(rec) for key, rec in validated.records.items()}
+    incoming = validated.data
 
     def set_draft(key: str, data: str | None) -> None:
         before = published.get(key)
@@ -196,8 +195,7 @@ def stage(
             if key not in view:
                 problems.append(Problem("no record with this key in the draft to delete",
                                         entity.id, validated.file, validated.lines[key],
-                                        entity.key[0],
-                                        validated.records[key][entity.key[0]]))
+                                        entity.key[0], decode(incoming[key])[entity.key[0]]))
                 continue
             counts.deleted += 1
             set_draft(key, None)
@@ -259,8 +257,9 @@ def load(
         for i, g in enumerate(groups, start=1):
             v, found = validate_rows(g.entity, g.rows, dates=g.dates, file=g.file,
                                      keys_only=mode == "delete")
+            g.rows = []  # the file's rows were read as a stream: let the reader go
             validated.append(v)
-            problems += found
+            problems += g.problems + found
             report(f"validate {g.entity.id}", i, len(groups))
         for _receiver, found in events.load_validated.send(
                 validated, session=session, organisation=organisation, mode=mode):
@@ -325,15 +324,18 @@ def _write_draft(
     if {key: (op, data) for key, (op, data, _) in old.items()} == staged.draft:
         return
     session.execute(delete(table).where(table.entity_id == eid, *target.only()))
-    rows = []
-    extra = {} if target.release_id is None else {"release_id": target.release_id}
-    for key, (op, data) in staged.draft.items():
-        prior = old.get(key)
-        kept = prior is not None and prior[:2] == (op, data)
-        rows.append({"entity_id": eid, "key": key, "op": op, "data": data,
-                     "load_id": prior[2] if kept and prior else load_id, **extra})
-    for start in range(0, len(rows), INSERT_BATCH):
-        session.execute(insert(table), rows[start : start + INSERT_BATCH])
+    columns = ["entity_id", "key", "op", "data", "load_id"]
+    extra: tuple[int, ...] = ()
+    if target.release_id is not None:
+        columns.append("release_id")
+        extra = (target.release_id,)
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for key, (op, data) in staged.draft.items():
+            prior = old.get(key)
+            kept = prior is not None and prior[0] == op and prior[1] == data
+            yield (eid, key, op, data, prior[2] if kept and prior else load_id, *extra)
+    bulk_insert(session, table, columns, rows())
 
 
 def _rebase_open_draft(session: Session, entity_id: str) -> None:
