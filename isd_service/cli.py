@@ -16,6 +16,7 @@ from sqlalchemy import inspect, select
 from isd_service import PROJECT_ROOT, audit, catalogue_db, drafts, releases
 from isd_service.auth import ROLES, create_token, list_tokens, revoke_token, token_summary
 from isd_service.catalogue import CatalogueError
+from isd_service.downloads.commands import build_after_publication
 from isd_service.extensions import session
 from isd_service.formats import FORMATS, InputFile
 from isd_service.models import Load, Version
@@ -217,6 +218,12 @@ def publish_command(version: int | None, go_live: datetime | None, force: bool,
     seconds = (datetime.now(UTC) - started).total_seconds()
     click.echo(f"published {row.record_count} records, sha256 {row.sha256} "
                f"in {seconds:.1f}s")
+    try:
+        build_after_publication(current_app._get_current_object(),  # type: ignore[attr-defined]
+                                row.number)
+    except Exception as exc:  # published all the same: the files get built on first request
+        click.echo(f"warning: version {row.number} is published, but building its downloads "
+                   f"failed: {exc}", err=True)
     click.echo(str(row.number))
 
 
@@ -364,9 +371,11 @@ def register_commands(app: Flask) -> None:
 
     for command in (release_group, scheduler_command):
         app.cli.add_command(command)
+    from isd_service.downloads.commands import downloads_group
     from isd_service.downloads.synthetic import bench_group
 
     app.cli.add_command(bench_group)
+    app.cli.add_command(downloads_group)
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ def from_environment() -> dict[str, Any]:
         config["DOWNLOADS_DIR"] = downloads
     if key_file := os.environ.get("ISD_SIGNING_KEY_FILE"):
         config["SIGNING_KEY_FILE"] = key_file
+    if build := os.environ.get("ISD_BUILD_DOWNLOADS"):
+        config["BUILD_DOWNLOADS"] = build.strip().lower() in ("1", "true", "yes", "on")
     return config
 
 
@@ -36,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE_MAX": 5000,
     # Where the download files of published versions are built; None: <instance>/downloads.
     "DOWNLOADS_DIR": None,
+    # Build a version's downloads as soon as `isd publish` or the scheduler has published it,
+    # in that process, so that no web request waits for (or times out on) a large build.
+    "BUILD_DOWNLOADS": False,
     # max-age (seconds) of answers that move: latest, the version list, open-ended deltas.
     "MOVING_MAX_AGE": 60,
     # An Ed25519 private key (PEM) to sign manifests with; None: manifests are not signed.

@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isd_service import release_calendar
+from isd_service.downloads.commands import build_after_publication
 from isd_service.models import Release
 from isd_service.release_calendar import EMPTY_POLICIES, LONDON, Outcome, aware
 
@@ -127,12 +128,19 @@ def freeze_job(release_id: int, due: str) -> Outcome:
 
 
 def publish_job(release_id: int, due: str) -> Outcome:
-    """Publish time: publish the release's frozen set."""
+    """Publish time: publish the release's frozen set, then (BUILD_DOWNLOADS) its files."""
     app = _bound()
-    return _run("publish", release_id, due, lambda session, now: release_calendar.publish_due(
+    outcome = _run("publish", release_id, due, lambda session, now: release_calendar.publish_due(
         session, release_id, now=now, grace=grace(app),
         empty_default=empty_release_policy(app), actor="scheduler",
         organisation=app.config.get("ADMIN_ORG")))
+    if outcome.outcome == "published" and outcome.version is not None:
+        try:
+            with app.app_context():
+                build_after_publication(app, outcome.version)
+        except Exception:  # the version is out; its files will be built on first request
+            log.exception("version %s: building its downloads failed", outcome.version)
+    return outcome
 
 
 def wanted_jobs(session: Session) -> dict[str, tuple[Callable[..., Any], int, datetime]]:

@@ -235,6 +235,50 @@ def test_files_are_stored_once_under_a_folder_named_for_the_version(
     assert not list(root.rglob("*.tmp"))
 
 
+def test_isd_downloads_build_makes_every_listed_file_before_any_request(
+    app: Flask, client: FlaskClient
+) -> None:
+    publish_seed_and_change(app)
+    root = Path(app.config["DOWNLOADS_DIR"])
+    assert not root.exists() or not any(root.rglob("snapshot*"))
+    result = app.test_cli_runner().invoke(args=["downloads", "build"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("version 2: ")
+    [folder] = [p for p in root.iterdir() if p.name.startswith("2-")]
+    built = {p.name: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    assert {"snapshot.json", "snapshot.ndjson", "snapshot.zip", "SHA256SUMS",
+            "GSP_Group_2.csv"} <= set(built)
+    # Every listed download is served from those files as they are: nothing is rebuilt.
+    manifest = fetch(client, "/versions/2").get_json()
+    for entry in manifest["downloads"]:
+        assert sha256(fetch(client, entry["url"]).get_data()) == entry["sha256"]
+    sums = fetch(client, "/versions/2/SHA256SUMS").get_data()
+    assert sums == (folder / "SHA256SUMS").read_bytes()
+    assert {p.name: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == built
+    again = app.test_cli_runner().invoke(args=["downloads", "build", "1"])
+    assert again.exit_code == 0 and again.output.startswith("version 1: "), again.output
+    missing = app.test_cli_runner().invoke(args=["downloads", "build", "9"])
+    assert missing.exit_code != 0 and "no version 9" in missing.output
+
+
+def test_publish_builds_the_downloads_when_configured(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["seed"]).exit_code == 0
+    root = Path(app.config["DOWNLOADS_DIR"])
+    assert not root.exists() or not any(root.iterdir())  # off by default
+    with app.app_context():
+        from isd_service.drafts import load
+
+        load(session(), files=[InputFile("gsp_group.csv", GSP_CHANGE.encode())], fmt="csv",
+             mode="upsert", actor="test", organisation="ISDA")
+    app.config["BUILD_DOWNLOADS"] = True
+    result = runner.invoke(args=["publish"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "2"
+    [folder] = [p for p in root.iterdir() if p.name.startswith("2-")]
+    assert (folder / "snapshot.ndjson").is_file() and (folder / "SHA256SUMS").is_file()
+
+
 def test_a_second_machine_builds_the_same_bytes(
     app: Flask, published: FlaskClient, tmp_path: Path
 ) -> None:

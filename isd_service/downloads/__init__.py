@@ -1,8 +1,9 @@
 """Downloads of published versions: built once into files, served with HTTP caching.
 
-Every file is built on its first request (not at publication, which stays one quick
-transaction; see docs/deployment.md for warming them after a release) and then served from
-disk by every web process: a strong ETag from its SHA-256, ``Cache-Control: public,
+Every file is built once: by `isd downloads build`, by the publishing process just after a
+publication (BUILD_DOWNLOADS), or else on its first request; publication itself stays one
+quick transaction (see docs/deployment.md). Files are then served from disk by every web
+process: a strong ETag from its SHA-256, ``Cache-Control: public,
 max-age=31536000, immutable`` on every URL that names a version, 304 for a matching
 If-None-Match, 206 for a Range, and a stored gzip copy for clients that accept it.
 """
@@ -136,6 +137,16 @@ def downloads(version: Version) -> list[dict[str, Any]]:
     """The manifest's ``downloads``: url, format, entity (None: all), name, size, sha256."""
     return [{**entry, "name": name, "size": built.size, "sha256": built.sha256}
             for entry, built, name in listed_files(version)]
+
+
+def build_all(version: Version) -> list[tuple[str, Built]]:
+    """Build every download the manifest lists, and SHA256SUMS, so that no request waits.
+
+    Needs a request context (the manifest's URLs); files already built are left as they are.
+    """
+    files = [(name, built) for _entry, built, name in listed_files(version)]
+    files.append(("SHA256SUMS", sums_file(version)))
+    return files
 
 
 def sums_file(version: Version) -> Built:
