@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from isd_service.catalogue import Catalogue, EntityDef
 from isd_service.formats import csv_records, mdd_csv
 from isd_service.models import Version
-from isd_service.records import decode, project
+from isd_service.records import decode, project, projected_json
 from isd_service.releases import manifest
 from isd_service.store import iter_snapshot
 
@@ -48,9 +48,10 @@ def as_json(session: Session, version: Version, entity_id: str | None) -> Iterat
     yield f'{{"version":{version.number},"sha256":"{version.sha256}","entities":{{'
     for i, entity in enumerate(entities):
         yield ("," if i else "") + f"{dumps(entity.id)}:["
+        line = projected_json(entity)
         first = True
-        for record in iter_records(session, entity, version.number):
-            yield ("" if first else ",") + dumps(record)
+        for _key, data in iter_snapshot(session, entity.id, version.number):
+            yield ("" if first else ",") + line(data)
             first = False
         yield "]"
     yield "}}\n"
@@ -61,9 +62,10 @@ def as_ndjson(session: Session, version: Version, entity_id: str | None) -> Iter
     yield dumps(manifest(version)) + "\n"
     for entity in entities:
         prefix = f'{{"entity":{dumps(entity.id)},"record":'
+        line = projected_json(entity)
         batch = []
-        for record in iter_records(session, entity, version.number):
-            batch.append(prefix + dumps(record) + "}\n")
+        for _key, data in iter_snapshot(session, entity.id, version.number):
+            batch.append(prefix + line(data) + "}\n")
             if len(batch) >= 1000:
                 yield "".join(batch)
                 batch = []

@@ -33,6 +33,7 @@ from isd_service.records import (
     key_dict,
     key_text,
     project,
+    projected_json,
     snapshot_hash,
 )
 from isd_service.validation import MAX_REPORTED_VALUE, Problem, RawRow, coerce, validate_rows
@@ -305,6 +306,28 @@ def test_encoder_for_writes_exactly_what_encode_writes(seed: Catalogue, descript
     pc_record = {"profile_class_description": description, "profile_class_id": "1",
                  "switched_load_profile_class_ind": "F"}
     assert encoder_for(pc)(pc_record) == encode(pc_record)
+
+
+@pytest.mark.parametrize("sort_keys", [False, True])
+def test_projected_json_writes_what_json_dumps_of_the_projection_writes(
+    seed: Catalogue, sort_keys: bool
+) -> None:
+    """Snapshot files and publication hashes use it: it must match the documented rule."""
+    entity = seed.get("clock_interval")
+    assert entity is not None
+    write = projected_json(entity, sort_keys=sort_keys)
+    for stored in ({"time_pattern_regime_id": "0\"1\\é☃", "day_of_the_week_id": 7},
+                   {}, {"start_day": -3, "end_time": "24:00", "start_time": "\u2028"},
+                   {"start_day": 1.5, "end_time": ["odd", None]}):
+        data = encode(stored)
+        expected = json.dumps(project(entity, decode(data)), sort_keys=sort_keys,
+                              separators=(",", ":"), ensure_ascii=False)
+        assert write(data) == expected
+    if sort_keys:
+        lines = [encode({"time_pattern_regime_id": f"{i:05d}", "day_of_the_week_id": i % 7})
+                 for i in range(2345)]
+        digest = hashlib.sha256(b"".join(hashed_line(entity, d) for d in lines)).hexdigest()
+        assert entity_hash(entity, lines) == (2345, digest)
 
 
 def test_key_text_joins_the_key_fields_in_key_order(seed: Catalogue) -> None:
