@@ -1,18 +1,20 @@
 """The benchmark suite, one command; every figure is a ratio against a baseline of the same run.
 
-    python bench/run.py [--records 1000000] [--small 100000] [--pg postgresql+psycopg://...]
-                        [--mdd ../shared/mdd] [--results bench/RESULTS.md]
+    python bench/run.py [--records 1000000 10000000] [--small 100000]
+                        [--pg postgresql+psycopg://...] [--mdd ../shared/mdd]
+                        [--results bench/RESULTS.md]
 
 Needs a PostgreSQL database it may empty (default isd_bench on 127.0.0.1), Debian's nginx
 (`apt-get install -y nginx-light`) and curl. It measures:
 
-- load: records/s for a real MDD version and for a synthetic version of --records records,
-  against PostgreSQL COPY of the same rows into a plain table;
-- publish: seconds for --records records;
-- delta(N-1, N) with about 1,000 changes on a --small store and on a --records store, against
-  diffing the two full snapshots;
-- download: a full snapshot through gunicorn (gunicorn.conf.py) against nginx serving the
-  same file, with curl;
+- load: records/s for a real MDD version and for synthetic versions of each --records size,
+  against PostgreSQL COPY of the same rows into a plain table, and the loading process's
+  peak RSS;
+- publish: seconds for each --records size;
+- delta(N-1, N) with about 1,000 changes on a --small store and on each --records store,
+  against diffing the two full snapshots;
+- download: a full snapshot of the largest store through gunicorn (gunicorn.conf.py) against
+  nginx serving the same file, with curl;
 - memory: peak RSS of the gunicorn worker that built and streamed that snapshot;
 - "anything new?": requests/s for /versions/latest with and without If-None-Match.
 
@@ -26,6 +28,7 @@ import argparse
 import http.client
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -229,7 +232,9 @@ def web_benchmarks(url: str, number: int, tmp: Path) -> Results:
     downloads = tmp / "downloads"
     port = free_port()
     env = {**os.environ, "ISD_DATABASE_URL": url, "ISD_BIND": f"127.0.0.1:{port}",
-           "ISD_WORKERS": "2", "ISD_DOWNLOADS_DIR": str(downloads), "ISD_LOG_LEVEL": "warning"}
+           "ISD_WORKERS": "2", "ISD_DOWNLOADS_DIR": str(downloads), "ISD_LOG_LEVEL": "warning",
+           # The first request builds the snapshot: minutes at 10M records.
+           "ISD_TIMEOUT": "3600"}
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")]
     with process(gunicorn, env, tmp / "gunicorn.log") as proc:
         wait_for(port, "/api/v1/versions/latest")
@@ -300,7 +305,8 @@ def step(results: Results, name: str, fn: Callable[[], Results]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--records", type=int, nargs="+", default=[1_000_000, 10_000_000],
+                        help="sizes of the big synthetic stores, smallest first")
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--mdd", type=Path, default=PROJECT_ROOT.parent / "shared" / "mdd")
     parser.add_argument("--pg", default=os.environ.get(
@@ -342,9 +348,11 @@ def main() -> None:
                      f"{found['delta_s'] * 1000:.0f} ms, {found['diff_s'] / found['delta_s']:.0f}x "
                      f"faster than diffing both snapshots ({found['diff_s']:.1f} s)")]
 
-        def big() -> Results:
-            first, second = synthetic(args.records, 1000)
+        def big(records: int) -> Results:
+            first, second = synthetic(records, 1000)
             found = load_and_publish(args.pg, [first, second], 1)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            shutil.rmtree(first.parent)
             copy_s = copy_baseline(args.pg, found["files"])
             n = found["records"]
             little = stores["small"]
@@ -352,9 +360,9 @@ def main() -> None:
                 (f"load {n:,} synthetic records (PostgreSQL)",
                  f"{found['load_s']:.1f} s, {n / found['load_s']:,.0f} records/s; COPY of the "
                  f"same rows {copy_s:.1f} s: load is {found['load_s'] / copy_s:.1f}x COPY "
-                 f"(target within 5x)"),
+                 f"(target within 5x); peak RSS of the process so far {peak:,.0f} MiB"),
                 (f"publish {n:,} records (PostgreSQL)",
-                 f"{found['publish_s']:.1f} s (target < 60 s)"),
+                 f"{found['publish_s']:.1f} s" + (" (target < 60 s)" if n <= 1_000_000 else "")),
                 (f"delta on a {n:,}-record store ({found['delta_count']} changes)",
                  f"{found['delta_s'] * 1000:.0f} ms, {found['diff_s'] / found['delta_s']:.0f}x "
                  f"faster than diffing both snapshots ({found['diff_s']:.1f} s); "
@@ -364,12 +372,15 @@ def main() -> None:
 
         step(results, "real MDD versions (bench/load_publish.py)", real_mdd)
         step(results, f"synthetic {args.small:,}-record store", small)
-        step(results, f"synthetic {args.records:,}-record store", big)
+        for records in sorted(args.records):
+            step(results, f"synthetic {records:,}-record store",
+                 lambda r=records: big(r))  # type: ignore[misc]
         step(results, "web: gunicorn vs nginx, memory, latest", lambda: web_benchmarks(
             args.pg, 2, tmp))
     finished = datetime.now(UTC)
     lines = ["# Benchmark results", "",
-             f"`python bench/run.py --records {args.records} --small {args.small}`, "
+             f"`python bench/run.py --records {' '.join(map(str, sorted(args.records)))} "
+             f"--small {args.small}`, "
              f"{started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC.", "",
              f"Machine: {machine()}.", "", "| measure | result |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in results]
