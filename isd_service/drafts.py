@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -109,6 +110,18 @@ def lock_draft(session: Session) -> None:
     """
     session.execute(update(Draft).where(Draft.id == 1)
                     .values(revision=Draft.revision + 1, updated_at=datetime.now(UTC)))
+
+
+@contextmanager
+def locked(session: Session) -> Iterator[None]:
+    """A writer's transaction: the draft's lock first, then commit, or roll back on any error."""
+    try:
+        lock_draft(session)
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def parse_files(
@@ -373,7 +386,6 @@ def draft_summary(session: Session) -> dict[str, dict[str, int]]:
 
 def discard(session: Session) -> int:
     """Drop every staged record change (loads stay recorded); return how many; commit."""
-    lock_draft(session)
-    n = session.execute(delete(DraftChange)).rowcount or 0  # type: ignore[attr-defined]
-    session.commit()
+    with locked(session):
+        n = session.execute(delete(DraftChange)).rowcount or 0  # type: ignore[attr-defined]
     return n

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from isd_service import events
 from isd_service.catalogue import Catalogue, catalogue_changes
 from isd_service.catalogue_db import working_catalogue
-from isd_service.drafts import lock_draft
+from isd_service.drafts import lock_draft, locked
 from isd_service.models import DraftChange, FrozenChange, Release, ReleaseRun, Version
 from isd_service.records import decode, key_dict, project
 from isd_service.releases import PublishRefused, draft_is_empty, iso_utc, publish_locked
@@ -111,8 +111,7 @@ def create_release(
 ) -> Release:
     """Plan a release; commit."""
     now = now or datetime.now(UTC)
-    try:
-        lock_draft(session)
+    with locked(session):
         _check_times(change_deadline, publish_at, go_live_date, now)
         _check_version(session, version, None)
         release = Release(version=version, change_deadline=change_deadline.astimezone(UTC),
@@ -121,13 +120,15 @@ def create_release(
                           created_at=now, updated_at=now)
         session.add(release)
         session.flush()
-        events.release_changing.send(release, session=session, action="release.create",
-                                     actor=actor, organisation=organisation)
-        session.commit()
-        return release
-    except BaseException:
-        session.rollback()
-        raise
+        _changed(session, release, "release.create", actor, organisation)
+    return release
+
+
+def _changed(session: Session, release: Release, action: str, actor: str,
+             organisation: str | None) -> None:
+    """Tell the listeners (the audit log), inside the change's own transaction."""
+    events.release_changing.send(release, session=session, action=action, actor=actor,
+                                 organisation=organisation)
 
 
 def get_release(session: Session, release_id: int) -> Release:
@@ -142,8 +143,7 @@ def update_release(session: Session, release_id: int, changes: dict[str, Any], *
                    now: datetime | None = None) -> Release:
     """Change a release not yet published or cancelled (reschedules a missed or failed one)."""
     now = now or datetime.now(UTC)
-    try:
-        lock_draft(session)
+    with locked(session):
         release = get_release(session, release_id)
         if release.state not in CHANGEABLE:
             raise ReleaseRefused(f"release {release_id} is {release.state}: it cannot change")
@@ -166,21 +166,15 @@ def update_release(session: Session, release_id: int, changes: dict[str, Any], *
         release.state = "frozen" if frozen else "planned"
         release.last_error = None
         release.updated_at = now
-        events.release_changing.send(release, session=session, action="release.change",
-                                     actor=actor, organisation=organisation)
-        session.commit()
-        return release
-    except BaseException:
-        session.rollback()
-        raise
+        _changed(session, release, "release.change", actor, organisation)
+    return release
 
 
 def cancel_release(session: Session, release_id: int, *, actor: str = "cli",
                    organisation: str | None = None, now: datetime | None = None) -> Release:
     """Cancel a release; a frozen set goes back into the open draft; commit."""
     now = now or datetime.now(UTC)
-    try:
-        lock_draft(session)
+    with locked(session):
         release = get_release(session, release_id)
         if release.state not in CHANGEABLE:
             raise ReleaseRefused(f"release {release_id} is {release.state}: it cannot be "
@@ -189,13 +183,8 @@ def cancel_release(session: Session, release_id: int, *, actor: str = "cli",
             _unfreeze(session, release)
         release.state = "cancelled"
         release.updated_at = now
-        events.release_changing.send(release, session=session, action="release.cancel",
-                                     actor=actor, organisation=organisation)
-        session.commit()
-        return release
-    except BaseException:
-        session.rollback()
-        raise
+        _changed(session, release, "release.cancel", actor, organisation)
+    return release
 
 
 def _unfreeze(session: Session, release: Release) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from isd_service import events
 from isd_service.catalogue import Catalogue, catalogue_changes
 from isd_service.catalogue_db import working_catalogue
-from isd_service.drafts import lock_draft
+from isd_service.drafts import locked
 from isd_service.models import DraftChange, FrozenChange, Load, Release, ReleaseLoad, Version
 from isd_service.records import entity_hash, snapshot_hash
 from isd_service.store import apply_draft, frozen_release, iter_snapshot, latest_version
@@ -55,15 +55,10 @@ def publish(
     go-live date unless one is given), and the open draft waits for the following release.
     Readers see all of N or nothing: rows, manifest and the emptied draft commit together.
     """
-    try:
-        lock_draft(session)
+    with locked(session):
         row = publish_locked(session, actor=actor, organisation=organisation, version=version,
                              go_live_date=go_live_date, force=force,
                              release=frozen_release(session))
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     events.version_published.send(row)
     return row
 
