@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, current_app, request
 from sqlalchemy import select
 
 from isd_service import audit, catalogue_db, drafts, releases
+from isd_service.api.guard import caller, protect
 from isd_service.api.schemas import LoadForm, PublicationBody, json_body, parse
-from isd_service.auth import Caller, authenticate
 from isd_service.catalogue import Catalogue, catalogue_changes
 from isd_service.errors import ApiError
 from isd_service.extensions import session
@@ -22,13 +22,7 @@ from isd_service.store import frozen_release, latest_version, load_release
 bp = Blueprint("admin", __name__)
 
 
-@bp.before_request
-def _authenticate() -> None:
-    g.caller = authenticate(session(), request.headers.get("Authorization"))
-
-
-def caller() -> Caller:
-    return g.caller
+protect(bp)
 
 
 def load_summary(load: Load) -> dict[str, Any]:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, current_app, request
 from marshmallow import fields, validate
 
 from isd_service import audit
+from isd_service.api.guard import caller, protect
 from isd_service.api.schemas import Strict, json_body, parse
 from isd_service.auth import (
     ROLES,
-    Caller,
-    authenticate,
     issue_token,
     list_tokens,
     revoke_token,
@@ -41,14 +40,7 @@ class AuditQuery(Strict):
     action = fields.String(validate=validate.Length(min=1, max=40))
 
 
-@bp.before_request
-def _authenticate() -> None:
-    g.caller = authenticate(session(), request.headers.get("Authorization"))
-    caller().require("admin")
-
-
-def caller() -> Caller:
-    return g.caller
+protect(bp, "admin")
 
 
 @bp.post("/tokens")

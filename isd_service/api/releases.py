@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from isd_service import drafts, release_calendar
 from isd_service.api.admin import load_summary
+from isd_service.api.guard import caller, protect
 from isd_service.api.schemas import MAX_VERSION, json_body, parse
-from isd_service.auth import Caller, authenticate
 from isd_service.errors import ApiError
 from isd_service.extensions import session
 from isd_service.formats import FORMATS, InputFile
@@ -129,13 +129,7 @@ def version_live() -> Any:
 
 # --- admin --------------------------------------------------------------------------------
 
-@admin_bp.before_request
-def _authenticate() -> None:
-    g.caller = authenticate(session(), request.headers.get("Authorization"))
-
-
-def caller() -> Caller:
-    return g.caller
+protect(admin_bp)
 
 
 @admin_bp.post("/releases")

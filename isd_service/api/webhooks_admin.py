@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint
 from marshmallow import fields, validate
 
 from isd_service import webhooks
+from isd_service.api.guard import caller, protect
 from isd_service.api.schemas import Strict, json_body, parse
-from isd_service.auth import Caller, authenticate
 from isd_service.errors import ApiError
 from isd_service.extensions import session
 from isd_service.models import WebhookSubscription
@@ -23,11 +23,7 @@ class SubscriptionBody(Strict):
     envelope = fields.String(load_default="plain", validate=validate.OneOf(webhooks.ENVELOPES))
 
 
-@bp.before_request
-def _authenticate() -> None:
-    caller: Caller = authenticate(session(), request.headers.get("Authorization"))
-    caller.require("admin")
-    g.caller = caller
+protect(bp, "admin")
 
 
 def _subscription(subscription_id: int) -> WebhookSubscription:
@@ -48,8 +44,8 @@ def post_webhook() -> Any:
     try:
         row, secret = webhooks.subscribe(session(), url=data["url"],
                                          description=data.get("description"),
-                                         envelope=data["envelope"], actor=g.caller.actor,
-                                         organisation=g.caller.organisation)
+                                         envelope=data["envelope"], actor=caller().actor,
+                                         organisation=caller().organisation)
     except webhooks.SubscriptionRefused as exc:
         raise ApiError(422, str(exc), slug="invalid-request",
                        errors=[{"field": "url", "message": str(exc)}]) from None
@@ -70,8 +66,8 @@ def get_webhook(subscription_id: int) -> Any:
 def delete_webhook(subscription_id: int) -> Any:
     row = _subscription(subscription_id)
     if row.deleted_at is None:
-        webhooks.unsubscribe(session(), row, actor=g.caller.actor,
-                             organisation=g.caller.organisation)
+        webhooks.unsubscribe(session(), row, actor=caller().actor,
+                             organisation=caller().organisation)
     return "", 204
 
 
