@@ -342,11 +342,21 @@ def ical(releases: list[Release], host: str) -> str:
 
 # --- the scheduled steps ------------------------------------------------------------------
 
-def _locked_release(session: Session, release_id: int) -> Release | None:
-    """Take the draft's lock, then read the release as the lock holder sees it."""
-    lock_draft(session)
+def _fresh_release(session: Session, release_id: int) -> Release | None:
+    """Read the release as the holder of the draft's lock sees it (not a stale copy)."""
     return session.scalars(select(Release).where(Release.id == release_id)
                            .execution_options(populate_existing=True)).first()
+
+
+def _locked_release(session: Session, release_id: int) -> Release | None:
+    """Take the draft's lock, then read the release."""
+    lock_draft(session)
+    return _fresh_release(session, release_id)
+
+
+def _mark_missed(release: Release, now: datetime) -> None:
+    release.state = "missed"
+    release.updated_at = now
 
 
 def _freeze_locked(session: Session, release: Release, now: datetime) -> int:
@@ -372,40 +382,30 @@ def _too_late(due: datetime, now: datetime, grace: timedelta) -> bool:
 
 def freeze(session: Session, release_id: int, *, now: datetime, grace: timedelta) -> Outcome:
     """The change-deadline step: freeze the release's draft; commit."""
-    try:
-        release = _locked_release(session, release_id)
+    with locked(session):
+        release = _fresh_release(session, release_id)
         if release is None or release.state != "planned":
-            session.commit()
             state = release.state if release else "gone"
             return Outcome("nothing-to-do", f"release {release_id} is {state}")
         if _too_late(release.change_deadline, now, grace):
-            release.state = "missed"
-            release.updated_at = now
-            session.commit()
+            _mark_missed(release, now)
             return Outcome("missed", f"the change deadline {iso_utc(release.change_deadline)}"
                                      f" passed more than {grace} ago")
         n = _freeze_locked(session, release, now)
-        session.commit()
         return Outcome("frozen", f"{n} change(s) frozen")
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def publish_due(session: Session, release_id: int, *, now: datetime, grace: timedelta,
                 empty_default: str, actor: str, organisation: str | None) -> Outcome:
     """The publish-time step: publish the release's frozen set (freezing first if the freeze
     did not run), or skip an empty one by policy; commit."""
-    try:
-        release = _locked_release(session, release_id)
+    with locked(session):
+        release = _fresh_release(session, release_id)
         if release is None or release.state not in ("planned", "frozen"):
-            session.commit()
             state = release.state if release else "gone"
             return Outcome("nothing-to-do", f"release {release_id} is {state}")
         if _too_late(release.publish_at, now, grace):
-            release.state = "missed"
-            release.updated_at = now
-            session.commit()
+            _mark_missed(release, now)
             return Outcome("missed", f"the publish time {iso_utc(release.publish_at)} passed "
                                      f"more than {grace} ago")
         if release.state == "planned":
@@ -416,14 +416,9 @@ def publish_due(session: Session, release_id: int, *, now: datetime, grace: time
                                                release):
             release.state = "skipped"
             release.updated_at = now
-            session.commit()
             return Outcome("skipped", "nothing changed: skipped by the empty-draft policy")
         version = publish_locked(session, actor=actor, organisation=organisation,
                                  version=None, go_live_date=None, force=True, release=release)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     events.version_published.send(version)
     return Outcome("published", f"published version {version.number}", version.number)
 
