@@ -29,22 +29,26 @@ BY_SOURCE = {e["source"]: e for e in CATALOGUE}
 @pytest.fixture(scope="module")
 def store(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """Load 370 and publish it as 370, then load 371-374 in replace mode, publishing each."""
+    # Skip (no MDD files) before an app exists: a fixture that skips has no teardown, and an
+    # engine left open would close its connections at some later garbage collection.
+    files = {version: [str(p) for p in mdd_files(version)] for version in MDD_VERSIONS}
     app = make_app(database_url, tmp_path_factory.mktemp("mdd"))
-    with app.app_context():
-        reset(app)
-    runner = app.test_cli_runner()
-    for version in MDD_VERSIONS:
-        paths = [str(p) for p in mdd_files(version)]
-        result = runner.invoke(args=["load", "--mode", "replace", *paths])
-        assert result.exit_code == 0, result.output
-        publish = ["publish", "--go-live", "2026-01-01"]
-        if version == MDD_VERSIONS[0]:
-            publish += ["--version", str(version)]
-        result = runner.invoke(args=publish)
-        assert result.exit_code == 0, result.output
-        assert result.output.strip().splitlines()[-1] == str(version)
-    yield app
-    database_of(app).engine.dispose()
+    try:
+        with app.app_context():
+            reset(app)
+        runner = app.test_cli_runner()
+        for version in MDD_VERSIONS:
+            result = runner.invoke(args=["load", "--mode", "replace", *files[version]])
+            assert result.exit_code == 0, result.output
+            publish = ["publish", "--go-live", "2026-01-01"]
+            if version == MDD_VERSIONS[0]:
+                publish += ["--version", str(version)]
+            result = runner.invoke(args=publish)
+            assert result.exit_code == 0, result.output
+            assert result.output.strip().splitlines()[-1] == str(version)
+        yield app
+    finally:
+        database_of(app).engine.dispose()
 
 
 @pytest.fixture(scope="module")
