@@ -354,9 +354,27 @@ def _locked_release(session: Session, release_id: int) -> Release | None:
     return _fresh_release(session, release_id)
 
 
-def _mark_missed(release: Release, now: datetime) -> None:
-    release.state = "missed"
-    release.updated_at = now
+# What a step's due time is called in the outcomes it records.
+STEP_TIMES = {"change_deadline": "change deadline", "publish_at": "publish time"}
+
+
+def _not_due(release: Release | None, release_id: int, states: tuple[str, ...], due: str,
+             now: datetime, grace: timedelta) -> Outcome | None:
+    """Why a scheduled step does nothing, or None when it should run.
+
+    Nothing to do when the release has moved on from ``states``; missed (and so marked) when
+    its ``due`` time passed more than ``grace`` ago.
+    """
+    if release is None or release.state not in states:
+        state = release.state if release else "gone"
+        return Outcome("nothing-to-do", f"release {release_id} is {state}")
+    at: datetime = getattr(release, due)
+    if _too_late(at, now, grace):
+        release.state = "missed"
+        release.updated_at = now
+        return Outcome("missed", f"the {STEP_TIMES[due]} {iso_utc(at)} passed more than "
+                                 f"{grace} ago")
+    return None
 
 
 def _freeze_locked(session: Session, release: Release, now: datetime) -> int:
@@ -384,13 +402,10 @@ def freeze(session: Session, release_id: int, *, now: datetime, grace: timedelta
     """The change-deadline step: freeze the release's draft; commit."""
     with locked(session):
         release = _fresh_release(session, release_id)
-        if release is None or release.state != "planned":
-            state = release.state if release else "gone"
-            return Outcome("nothing-to-do", f"release {release_id} is {state}")
-        if _too_late(release.change_deadline, now, grace):
-            _mark_missed(release, now)
-            return Outcome("missed", f"the change deadline {iso_utc(release.change_deadline)}"
-                                     f" passed more than {grace} ago")
+        refused = _not_due(release, release_id, ("planned",), "change_deadline", now, grace)
+        if refused is not None:
+            return refused
+        assert release is not None
         n = _freeze_locked(session, release, now)
         return Outcome("frozen", f"{n} change(s) frozen")
 
@@ -401,13 +416,10 @@ def publish_due(session: Session, release_id: int, *, now: datetime, grace: time
     did not run), or skip an empty one by policy; commit."""
     with locked(session):
         release = _fresh_release(session, release_id)
-        if release is None or release.state not in ("planned", "frozen"):
-            state = release.state if release else "gone"
-            return Outcome("nothing-to-do", f"release {release_id} is {state}")
-        if _too_late(release.publish_at, now, grace):
-            _mark_missed(release, now)
-            return Outcome("missed", f"the publish time {iso_utc(release.publish_at)} passed "
-                                     f"more than {grace} ago")
+        refused = _not_due(release, release_id, ("planned", "frozen"), "publish_at", now, grace)
+        if refused is not None:
+            return refused
+        assert release is not None
         if release.state == "planned":
             _freeze_locked(session, release, now)
         policy = release.empty_draft or empty_default
