@@ -93,9 +93,8 @@ def projected_json(entity: EntityDef, *, sort_keys: bool = False) -> Callable[[s
 
 
 def hashed_line(entity: EntityDef, data: str) -> bytes:
-    record = project(entity, decode(data))
-    return (json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            + "\n").encode("utf-8")
+    """One record's canonical line, as an entity's sha256 takes it (see entity_hash)."""
+    return (projected_json(entity, sort_keys=True)(data) + "\n").encode("utf-8")
 
 
 def entity_hash(entity: EntityDef, data_in_key_order: Iterable[str]) -> tuple[int, str]:
