@@ -100,3 +100,17 @@ def mdd_files(version: int) -> list[Path]:
     if not folder.is_dir():
         pytest.skip(f"the real MDD versions are not at {MDD_DIR} (set ISD_MDD_DIR)")
     return sorted(folder.glob("*.csv"))
+
+
+def publish_mdd(app: Flask, version: int, paths: list[str] | None = None) -> None:
+    """Load a real MDD version in replace mode and publish it (the first under its number)."""
+    runner = app.test_cli_runner()
+    paths = paths if paths is not None else [str(p) for p in mdd_files(version)]
+    result = runner.invoke(args=["load", "--mode", "replace", *paths])
+    assert result.exit_code == 0, result.output
+    args = ["publish", "--go-live", "2026-01-01"]
+    if version == MDD_VERSIONS[0]:
+        args += ["--version", str(version)]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == str(version)

@@ -20,7 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from isd_service import PROJECT_ROOT
-from tests.conftest import MDD_VERSIONS, database_of, make_app, mdd_files, reset
+from tests.conftest import MDD_VERSIONS, database_of, make_app, mdd_files, publish_mdd, reset
 
 CATALOGUE = json.loads((PROJECT_ROOT / "seed_data" / "catalogue.json").read_text())["entities"]
 BY_SOURCE = {e["source"]: e for e in CATALOGUE}
@@ -36,16 +36,8 @@ def store(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         with app.app_context():
             reset(app)
-        runner = app.test_cli_runner()
         for version in MDD_VERSIONS:
-            result = runner.invoke(args=["load", "--mode", "replace", *files[version]])
-            assert result.exit_code == 0, result.output
-            publish = ["publish", "--go-live", "2026-01-01"]
-            if version == MDD_VERSIONS[0]:
-                publish += ["--version", str(version)]
-            result = runner.invoke(args=publish)
-            assert result.exit_code == 0, result.output
-            assert result.output.strip().splitlines()[-1] == str(version)
+            publish_mdd(app, version, files[version])
         yield app
     finally:
         database_of(app).engine.dispose()

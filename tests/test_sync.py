@@ -21,7 +21,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from isd_service.sync import client, local
-from tests.conftest import MDD_VERSIONS, database_of, make_app, mdd_files, reset
+from tests.conftest import MDD_VERSIONS, database_of, make_app, publish_mdd, reset
 
 WAIT = 60  # seconds: a bound on every wait, never a sleep
 
@@ -87,18 +87,6 @@ def served(database_url: str, tmp_path_factory: pytest.TempPathFactory
     database_of(app).engine.dispose()
 
 
-def publish(app: Flask, version: int) -> None:
-    runner = app.test_cli_runner()
-    paths = [str(p) for p in mdd_files(version)]
-    result = runner.invoke(args=["load", "--mode", "replace", *paths])
-    assert result.exit_code == 0, result.output
-    args = ["publish", "--go-live", "2026-01-01"]
-    if version == MDD_VERSIONS[0]:
-        args += ["--version", str(version)]
-    result = runner.invoke(args=args)
-    assert result.exit_code == 0, result.output
-
-
 def sync(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "isd_service.sync", *args],
                           capture_output=True, text=True, timeout=300, check=False)
@@ -127,7 +115,7 @@ def test_sync_keeps_a_local_copy_through_five_mdd_versions(
     as_csv, as_sqlite = tmp_path / "csv", tmp_path / "sqlite"
     first, second, third, fourth, fifth = MDD_VERSIONS
 
-    publish(app, first)
+    publish_mdd(app, first)
     out = sync("pull", "--server", url, "--dir", str(as_csv))
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""  # quiet when not on a terminal
@@ -142,7 +130,7 @@ def test_sync_keeps_a_local_copy_through_five_mdd_versions(
     assert status.stdout.strip() == f"held: {first}; latest on the server: {first} (up to date)"
 
     # A download cut off in the middle: refused, nothing changes, the next pull completes.
-    publish(app, second)
+    publish_mdd(app, second)
     status = sync("status", "--server", url, "--dir", str(as_csv))
     assert f"version {second} is available" in status.stdout
     faults.mode = "cut"
@@ -158,7 +146,7 @@ def test_sync_keeps_a_local_copy_through_five_mdd_versions(
     assert_holds(app, as_sqlite, second)
 
     # The client killed halfway through a download: the previous version stays, then resumes.
-    publish(app, third)
+    publish_mdd(app, third)
     faults.held.clear()
     faults.release.clear()
     faults.mode = "hold"
@@ -178,7 +166,7 @@ def test_sync_keeps_a_local_copy_through_five_mdd_versions(
     assert_holds(app, as_sqlite, third)
 
     # One value changed on the way: it does not verify, and the copy stays as it was.
-    publish(app, fourth)
+    publish_mdd(app, fourth)
     faults.mode = "tamper"
     out = sync("pull", "--server", url, "--dir", str(as_csv))
     assert out.returncode == 1
@@ -191,7 +179,7 @@ def test_sync_keeps_a_local_copy_through_five_mdd_versions(
 
     # A failure while the new version is being written (disk full, power cut before the
     # switch): the old version stays current and nothing half-written is left behind.
-    publish(app, fifth)
+    publish_mdd(app, fifth)
     calls = {"n": 0}
     real_fsync_dir = local._fsync_dir
 
