@@ -12,17 +12,18 @@ reverse proxy's addresses, default 127.0.0.1), plus the ISD_* settings of the se
 
 from __future__ import annotations
 
-import multiprocessing
-import os
+from isd_service.config import web_server
 
-wsgi_app = "isd_service:create_app()"
-bind = os.environ.get("ISD_BIND", "127.0.0.1:8000").split(",")
-workers = int(os.environ.get("ISD_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 16)))
-threads = int(os.environ.get("ISD_THREADS", "1"))
+_settings = web_server()
+
+wsgi_app = "isd_service.entrypoints.app:create_app()"
+bind = _settings["bind"]
+workers = _settings["workers"]
+threads = _settings["threads"]
 # A worker that takes longer than this on one request is restarted. Downloads leave by
 # sendfile(2) from a finished file, so even a large snapshot to a fast client is quick; slow
 # clients belong behind a buffering reverse proxy (nginx), not in a worker's time.
-timeout = int(os.environ.get("ISD_TIMEOUT", "120"))
+timeout = _settings["timeout"]
 graceful_timeout = 30
 keepalive = 5
 
@@ -32,8 +33,8 @@ preload_app = False
 
 accesslog = "-"
 errorlog = "-"
-loglevel = os.environ.get("ISD_LOG_LEVEL", "info")
+loglevel = _settings["loglevel"]
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
 
 # Trust X-Forwarded-* (scheme, client address) only from the reverse proxy in front.
-forwarded_allow_ips = os.environ.get("ISD_FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = _settings["forwarded_allow_ips"]

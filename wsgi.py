@@ -1,3 +1,3 @@
-from isd_service import create_app
+from isd_service.entrypoints.app import create_app
 
 app = create_app()

@@ -24,13 +24,13 @@ from pathlib import Path
 import psycopg
 from load_publish import copy_baseline, files_of, fresh_postgres, parse_only, timed
 
-from isd_service import create_app
-from isd_service.catalogue_db import working_catalogue
-from isd_service.cli import upgrade_database
-from isd_service.drafts import load, parse_files
-from isd_service.extensions import session
-from isd_service.formats import InputFile
-from isd_service.validation import validate_rows
+from isd_service.adapters.repository import working_catalogue
+from isd_service.domain.formats import InputFile, parse_files
+from isd_service.domain.validation import validate_rows
+from isd_service.entrypoints.app import create_app
+from isd_service.entrypoints.cli.database import upgrade_database
+from isd_service.entrypoints.flask_db import session, uow
+from isd_service.service_layer.drafts import load
 
 DRAFT_COLUMNS = ("entity_id varchar(63), key text COLLATE \"C\", op varchar(8), data text, "
                  "load_id bigint")
@@ -93,10 +93,11 @@ def main() -> None:
     app = create_app({"DATABASE_URL": args.pg})
     with app.app_context():
         upgrade_database(app)
-        db = session()
+        unit = uow()
+        db = unit.session
         parse_s, _ = timed(lambda: parse_only(files))
         validate_s, records = timed(lambda: validate_only(files))
-        load_s, _ = timed(lambda: load(db, files=files, fmt="mdd-csv", mode="replace",
+        load_s, _ = timed(lambda: load(unit, files=files, fmt="mdd-csv", mode="replace",
                                        actor="bench", organisation=None))
         db.close()
     app.extensions["isd_db"].engine.dispose()

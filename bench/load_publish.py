@@ -24,13 +24,15 @@ from typing import Any
 
 from sqlalchemy import create_engine, make_url, text
 
-from isd_service import PROJECT_ROOT, create_app
-from isd_service.cli import upgrade_database
-from isd_service.drafts import load
-from isd_service.extensions import session
-from isd_service.formats import InputFile
-from isd_service.releases import publish
-from isd_service.store import changed_rows, get_version, iter_snapshot
+from isd_service import PROJECT_ROOT
+from isd_service.adapters.repository import get_version, iter_snapshot, rows_between
+from isd_service.domain.delta import net_changes
+from isd_service.domain.formats import InputFile
+from isd_service.entrypoints.app import create_app
+from isd_service.entrypoints.cli.database import upgrade_database
+from isd_service.entrypoints.flask_db import uow
+from isd_service.service_layer.drafts import load
+from isd_service.service_layer.publishing import publish
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -110,19 +112,21 @@ def run(name: str, url: str, mdd: Path, first: int, second: int) -> list[tuple[s
     out: list[tuple[str, str]] = []
     with app.app_context():
         upgrade_database(app)
-        db = session()
+        unit = uow()
+        db = unit.session
         files_a, files_b = files_of(mdd / str(first)), files_of(mdd / str(second))
         parse_s, rows = timed(lambda: parse_only(files_a))
-        load_s, rec = timed(lambda: load(db, files=files_a, fmt="mdd-csv", mode="replace",
+        load_s, rec = timed(lambda: load(unit, files=files_a, fmt="mdd-csv", mode="replace",
                                          actor="bench", organisation=None))
-        pub_s, ver = timed(lambda: publish(db, actor="bench", organisation=None,
+        pub_s, ver = timed(lambda: publish(unit, actor="bench", organisation=None,
                                            version=first))
-        load2_s, rec2 = timed(lambda: load(db, files=files_b, fmt="mdd-csv", mode="replace",
+        load2_s, rec2 = timed(lambda: load(unit, files=files_b, fmt="mdd-csv", mode="replace",
                                            actor="bench", organisation=None))
-        pub2_s, _ = timed(lambda: publish(db, actor="bench", organisation=None))
+        pub2_s, _ = timed(lambda: publish(unit, actor="bench", organisation=None))
         entities = list(get_version(db, second).entities)  # type: ignore[union-attr]
-        delta_s, n_changes = timed(lambda: sum(len(changed_rows(db, e, first, second))
-                                               for e in entities))
+        delta_s, n_changes = timed(lambda: sum(
+            len(net_changes(e, rows_between(db, e, first, second), first, second))
+            for e in entities))
         diff_s, n_diff = timed(lambda: full_diff(db, entities, first, second))
         assert n_changes == n_diff, (n_changes, n_diff)
         records = ver.record_count

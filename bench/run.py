@@ -47,14 +47,15 @@ from typing import Any
 from load_publish import copy_baseline, files_of, fresh_postgres, full_diff, timed
 from load_publish import run as run_real_mdd
 
-from isd_service import PROJECT_ROOT, create_app, delta
-from isd_service.catalogue_db import working_catalogue
-from isd_service.cli import upgrade_database
-from isd_service.downloads.synthetic import generate
-from isd_service.drafts import load
-from isd_service.extensions import session
-from isd_service.releases import publish
-from isd_service.store import get_version
+from isd_service import PROJECT_ROOT
+from isd_service.adapters.repository import get_version, rows_between, working_catalogue
+from isd_service.domain import delta
+from isd_service.entrypoints.app import create_app
+from isd_service.entrypoints.cli.bench import generate
+from isd_service.entrypoints.cli.database import upgrade_database
+from isd_service.entrypoints.flask_db import session, uow
+from isd_service.service_layer.drafts import load
+from isd_service.service_layer.publishing import publish
 
 Results = list[tuple[str, str]]
 NOTES = "## Notes"
@@ -87,19 +88,20 @@ def load_and_publish(url: str, folders: list[Path], first: int) -> dict[str, Any
     out: dict[str, Any] = {}
     with app.app_context():
         upgrade_database(app)
-        db = session()
+        unit = uow()
+        db = unit.session
         for i, folder in enumerate(folders):
             files = files_of(folder)
             before_mib = high_water_mib()
             load_s, record = timed(lambda f=files: load(  # type: ignore[misc]
-                db, files=f, fmt="mdd-csv", mode="replace", actor="bench", organisation=None))
+                unit, files=f, fmt="mdd-csv", mode="replace", actor="bench", organisation=None))
             if i == 0:
                 # The process's high-water mark: the load's own peak when it rose past the
                 # earlier steps' (the diffs of smaller stores hold two snapshots in memory).
                 out.update(load_peak=high_water_mib(), peak_before=before_mib)
             number = first if i == 0 else None
             pub_s, version = timed(lambda n=number: publish(  # type: ignore[misc]
-                db, actor="bench", organisation=None, version=n))
+                unit, actor="bench", organisation=None, version=n))
             if i == 0:
                 out.update(files=files, load_s=load_s, publish_s=pub_s,
                            records=version.record_count)
@@ -111,7 +113,8 @@ def load_and_publish(url: str, folders: list[Path], first: int) -> dict[str, Any
             assert old is not None and new is not None
             times = []
             for _ in range(5):
-                seconds, count = timed(lambda: sum(1 for _ in delta.iter_changes(db, old, new)))
+                seconds, count = timed(lambda: sum(1 for _ in delta.iter_changes(
+                    old, new, lambda e, m, n: rows_between(db, e, m, n))))
                 times.append(seconds)
             entities = list(new.entities)
             diff_s, diff_count = timed(lambda: full_diff(db, entities, old.number, new.number))

@@ -1,28 +1,24 @@
-"""Configuration from the environment (ISD_*), with defaults for the embedded SQLite set-up."""
+"""Every setting of the service, read here and only here: defaults for the embedded SQLite
+set-up, overridden by ``ISD_*`` environment variables (then by a test's own values).
+
+A setting that cannot be used is refused when the app starts, naming the variable, rather
+than at the first request that needs it.
+"""
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Where the embedded database and the download files live unless configured elsewhere.
+INSTANCE_DIR = PROJECT_ROOT / "instance"
 
-def from_environment() -> dict[str, Any]:
-    """Read the ISD_* variables; an unset one keeps the default."""
-    config: dict[str, Any] = {}
-    if url := os.environ.get("ISD_DATABASE_URL"):
-        config["DATABASE_URL"] = url
-    if size := os.environ.get("ISD_MAX_UPLOAD_BYTES"):
-        config["MAX_CONTENT_LENGTH"] = int(size)
-    if org := os.environ.get("ISD_ADMIN_ORG"):
-        config["ADMIN_ORG"] = org
-    if downloads := os.environ.get("ISD_DOWNLOADS_DIR"):
-        config["DOWNLOADS_DIR"] = downloads
-    if key_file := os.environ.get("ISD_SIGNING_KEY_FILE"):
-        config["SIGNING_KEY_FILE"] = key_file
-    if build := os.environ.get("ISD_BUILD_DOWNLOADS"):
-        config["BUILD_DOWNLOADS"] = build.strip().lower() in ("1", "true", "yes", "on")
-    return config
-
+EMPTY_POLICIES = ("skip", "publish")
 
 DEFAULTS: dict[str, Any] = {
     # None: a SQLite file in the instance folder.
@@ -45,4 +41,101 @@ DEFAULTS: dict[str, Any] = {
     "MOVING_MAX_AGE": 60,
     # An Ed25519 private key (PEM) to sign manifests with; None: manifests are not signed.
     "SIGNING_KEY_FILE": None,
+    # Entity id -> the field naming a record's owner (the ownership policy); empty: off.
+    "OWNERSHIP": {},
+    # The service's public address, for links in notices; None: the request's own address.
+    "PUBLIC_URL": None,
+    # The scheduler: how late a step may still run, what an empty release does, and how
+    # often it re-reads the calendar.
+    "SCHEDULE_GRACE_SECONDS": 3600,
+    "EMPTY_RELEASE": "skip",
+    "SCHEDULER_SYNC_SECONDS": 15,
+    # Webhooks: "thread" sends from the publishing process; "queue" only by
+    # `isd webhooks deliver`.
+    "WEBHOOK_DELIVERY": "thread",
+    "WEBHOOK_BACKOFF_SECONDS": 30.0,
+    "WEBHOOK_MAX_ATTEMPTS": 6,
+    "WEBHOOK_TIMEOUT_SECONDS": 10.0,
+    "DIP_ENVIRONMENT_TAG": "prod",
+    "DIP_SENDER_ID": "ISDA",
+    "DIP_INTERFACE_ID": "IF-176",
 }
+
+# ISD_<name> -> how its text becomes the setting <name>
+_FROM_TEXT: dict[str, Any] = {
+    "DATABASE_URL": str,
+    "MAX_UPLOAD_BYTES": int,
+    "ADMIN_ORG": str,
+    "DOWNLOADS_DIR": str,
+    "SIGNING_KEY_FILE": str,
+    "BUILD_DOWNLOADS": lambda text: text.strip().lower() in ("1", "true", "yes", "on"),
+    "OWNERSHIP": json.loads,
+    "PUBLIC_URL": str,
+    "SCHEDULE_GRACE_SECONDS": int,
+    "EMPTY_RELEASE": str,
+    "SCHEDULER_SYNC_SECONDS": int,
+}
+
+
+class SettingError(ValueError):
+    """A setting that the service cannot run with."""
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read the ISD_* variables; an unset (or empty) one keeps the default."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for name, parse in _FROM_TEXT.items():
+        text = environ.get(f"ISD_{name}")
+        if not text:
+            continue
+        try:
+            value = parse(text)
+        except ValueError as exc:
+            raise SettingError(f"ISD_{name}: {exc}") from None
+        config["MAX_CONTENT_LENGTH" if name == "MAX_UPLOAD_BYTES" else name] = value
+    return config
+
+
+def settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The defaults, the environment on top, then ``overrides``; checked."""
+    config = {**DEFAULTS, **from_environment(), **(overrides or {})}
+    check(config)
+    return config
+
+
+def check(config: dict[str, Any]) -> None:
+    """Refuse settings the service cannot use, naming the variable."""
+    config["OWNERSHIP"] = check_ownership(config.get("OWNERSHIP") or {})
+    if config["EMPTY_RELEASE"] not in EMPTY_POLICIES:
+        raise SettingError(f"ISD_EMPTY_RELEASE must be one of {', '.join(EMPTY_POLICIES)}")
+    for name in ("SCHEDULE_GRACE_SECONDS", "SCHEDULER_SYNC_SECONDS"):
+        if int(config[name]) < (0 if name == "SCHEDULE_GRACE_SECONDS" else 1):
+            raise SettingError(f"ISD_{name} must be a positive number of seconds")
+
+
+def check_ownership(value: Any) -> dict[str, str]:
+    """The ownership mapping (entity id -> owner field id), or SettingError."""
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k and v for k, v in value.items()):
+        raise SettingError("ISD_OWNERSHIP must map entity ids to owner field ids (both text)")
+    return dict(value)
+
+
+def database_url(config: Mapping[str, Any] | None = None) -> str:
+    """The database the service uses: the configured URL, or the embedded SQLite file."""
+    url = (config or settings()).get("DATABASE_URL")
+    return url or f"sqlite:///{INSTANCE_DIR / 'isd.sqlite3'}"
+
+
+def web_server(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """gunicorn's settings for the web processes (gunicorn.conf.py reads them here)."""
+    environ = os.environ if environ is None else environ
+    return {
+        "bind": environ.get("ISD_BIND", "127.0.0.1:8000").split(","),
+        "workers": int(environ.get("ISD_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 16))),
+        "threads": int(environ.get("ISD_THREADS", "1")),
+        "timeout": int(environ.get("ISD_TIMEOUT", "120")),
+        "loglevel": environ.get("ISD_LOG_LEVEL", "info"),
+        "forwarded_allow_ips": environ.get("ISD_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from isd_service import models  # noqa: F401  (registers the tables)
-from isd_service.db import Base, make_engine
+from isd_service.adapters.database import make_engine
+from isd_service.adapters.orm import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -15,9 +15,9 @@ def _url() -> str:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from isd_service import create_app
+    from isd_service.config import database_url
 
-    return create_app().config["DATABASE_URL"]
+    return database_url()
 
 
 def run_migrations_offline() -> None:
@@ -38,21 +38,10 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-# Tables that a library owns (created by our migrations, shaped by the library), which the
-# models do not describe: the scheduler's job store.
-LIBRARY_TABLES = {"apscheduler_jobs"}
-
-
-def _include_object(obj, name, type_, _reflected, _compare_to) -> bool:
-    table = obj.table.name if type_ in ("index", "column") else name
-    return table not in LIBRARY_TABLES
-
-
 def _run(connection) -> None:
     # Batch mode lets later migrations alter tables on SQLite too.
     context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=True, compare_type=True,
-                      include_object=_include_object)
+                      render_as_batch=True, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -6,17 +6,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
-from isd_service import PROJECT_ROOT, create_app
-from isd_service.auth import create_token
-from isd_service.cli import alembic_config, upgrade_database
-from isd_service.db import Base
-from isd_service.extensions import database, session
+from isd_service import PROJECT_ROOT
+from isd_service.adapters.orm import Base
+from isd_service.entrypoints.app import create_app
+from isd_service.entrypoints.cli.database import alembic_config, upgrade_database
+from isd_service.entrypoints.flask_db import database, session, uow
+from isd_service.service_layer.tokens import issue_token
+from isd_service.service_layer.unit_of_work import UnitOfWork
 
 MDD_DIR = Path(os.environ.get("ISD_MDD_DIR", PROJECT_ROOT.parent / "shared" / "mdd"))
 MDD_VERSIONS = [370, 371, 372, 373, 374]
@@ -75,9 +78,14 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+def create_token(unit: UnitOfWork, **kwargs: Any) -> str:
+    """A new token's text (what `isd token create` prints)."""
+    return issue_token(unit, **kwargs)[0]
+
+
 def token_for(app: Flask, *roles: str, org: str = "ISDA") -> str:
     with app.app_context():
-        return create_token(session(), organisation=org, roles=list(roles))
+        return issue_token(uow(), organisation=org, roles=list(roles))[0]
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.test import TestResponse
 
-from isd_service.extensions import database, session
-from isd_service.models import AuditEvent
+from isd_service.adapters.orm import AuditEvent
+from isd_service.entrypoints.flask_db import database, session
 from tests.conftest import token_for
 
 API = "/api/v1"
@@ -161,18 +161,17 @@ def test_an_event_rolls_back_with_its_change(
     app: Flask, client: FlaskClient, admin_headers: dict[str, str]
 ) -> None:
     """A failure after the audit row was added (but before the commit) leaves neither."""
-    from isd_service import events as signals
+    from isd_service.service_layer import webhooks
 
     def explode(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("disk full")
 
-    signals.version_publishing.connect(explode)
-    try:
-        assert post_csv(client, admin_headers, GSP).status_code == 201
+    assert post_csv(client, admin_headers, GSP).status_code == 201
+    with pytest.MonkeyPatch.context() as patch:
+        # Queuing the notices comes after the publication's audit row, before the commit.
+        patch.setattr(webhooks, "queue_notices", explode)
         assert client.post(f"{ADMIN}/publications", headers=admin_headers,
                            json={}).status_code == 500
-    finally:
-        signals.version_publishing.disconnect(explode)
     with app.app_context():
         actions = list(session().scalars(select(AuditEvent.action)))
     assert "publication" not in actions

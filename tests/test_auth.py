@@ -16,11 +16,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
-from isd_service.auth import create_token
-from isd_service.db import Base
-from isd_service.extensions import database, session
-from isd_service.models import ApiToken
-from tests.conftest import token_for
+from isd_service.adapters.orm import ApiToken, Base
+from isd_service.entrypoints.flask_db import database, session, uow
+from tests.conftest import create_token, token_for
 
 API = "/api/v1"
 ADMIN = f"{API}/admin"
@@ -102,7 +100,7 @@ def populated(app: Flask, client: FlaskClient, admin_headers: dict[str, str]) ->
 
 def state(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
     """Every row the admin API can change (tokens aside), table by table."""
-    names = ("load", "draft_change", "version", "record", "catalogue_entity",
+    names = ("load", "staged_change", "version", "record", "catalogue_entity",
              "catalogue_field")
     out = {}
     with app.app_context(), database().engine.connect() as conn:
@@ -128,7 +126,7 @@ def assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
 
 def expired_token(app: Flask, role: str = "admin") -> str:
     with app.app_context():
-        return create_token(session(), organisation="ISDA", roles=[role],
+        return create_token(uow(), organisation="ISDA", roles=[role],
                             expires_at=datetime.now(UTC) - timedelta(minutes=1))
 
 
@@ -265,7 +263,7 @@ def test_roles_of_one_token_add_up(app: Flask, client: FlaskClient) -> None:
 @pytest.mark.usefixtures("populated")
 def test_a_token_that_has_not_expired_yet_works(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
-        token = create_token(session(), organisation="ISDA", roles=["loader"],
+        token = create_token(uow(), organisation="ISDA", roles=["loader"],
                              expires_at=datetime.now(UTC) + timedelta(hours=1))
     assert client.get(f"{ADMIN}/draft", headers=bearer(token)).status_code == 200
 

@@ -22,8 +22,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from isd_service.extensions import session
-from isd_service.models import CatalogueEntity, DraftChange, Load, Record
+from isd_service.adapters.orm import CatalogueEntity, Load, Record, StagedChange
+from isd_service.entrypoints.flask_db import session
 
 PROBLEM = "application/problem+json"
 LOADS = "/api/v1/admin/loads"
@@ -105,9 +105,9 @@ class Store:
                 select(Record.entity_id, Record.key, Record.data, Record.valid_from,
                        Record.valid_to).order_by(Record.id)).all()
             answers["draft rows"] = db.execute(
-                select(DraftChange.entity_id, DraftChange.key, DraftChange.op,
-                       DraftChange.data, DraftChange.load_id)
-                .order_by(DraftChange.entity_id, DraftChange.key)).all()
+                select(StagedChange.entity_id, StagedChange.key, StagedChange.op,
+                       StagedChange.data, StagedChange.load_id)
+                .order_by(StagedChange.entity_id, StagedChange.key)).all()
             answers["load rows"] = db.scalar(select(Load.id).order_by(Load.id.desc()).limit(1))
             answers["catalogue"] = db.scalars(
                 select(CatalogueEntity.id).order_by(CatalogueEntity.position)).all()

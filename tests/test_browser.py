@@ -19,8 +19,9 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from isd_service import PROJECT_ROOT, release_calendar
-from isd_service.extensions import session
+from isd_service import PROJECT_ROOT
+from isd_service.entrypoints.flask_db import uow
+from isd_service.service_layer import calendar
 from tests.conftest import database_of, make_app, reset
 from tests.test_pages import three_versions
 
@@ -49,8 +50,8 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         reset(app)
     three_versions(app, tmp)
     with app.app_context():
-        release_calendar.create_release(
-            session(), change_deadline=datetime(2099, 1, 5, 12, tzinfo=UTC),
+        calendar.create_release(
+            uow(), change_deadline=datetime(2099, 1, 5, 12, tzinfo=UTC),
             publish_at=datetime(2099, 1, 12, 12, tzinfo=UTC), go_live_date=date(2099, 1, 20),
             version=4, actor="test")
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -10,7 +10,8 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from isd_service import release_calendar
+from isd_service.adapters import repository
+from isd_service.domain import recurrence
 from tests.conftest import database_of
 
 API = "/api/v1"
@@ -41,7 +42,7 @@ def test_plan_change_and_cancel_a_release(
     listed = client.get(f"{API}/releases").get_json()["releases"]
     assert [(x["id"], x["state"]) for x in listed] == [(rid, "planned")]
 
-    later = (future(11) + timedelta(hours=1)).astimezone(release_calendar.LONDON)
+    later = (future(11) + timedelta(hours=1)).astimezone(recurrence.LONDON)
     r = client.patch(f"{ADMIN}/releases/{rid}", headers=publisher_headers,
                      json={"publish_at": later.isoformat(), "empty_draft": "publish"})
     assert r.status_code == 200
@@ -182,16 +183,16 @@ def test_the_release_commands(app: Flask) -> None:
                               "--publish-at", future(10).isoformat(), "--go-live", "2030-01-01"])
     assert bad.exit_code == 2 and "offset" in bad.output
     with database_of(app).session_factory() as db:
-        rows = release_calendar.list_releases(db)
+        rows = repository.releases(db)
     generated = [r for r in rows if r.id != rid]
     for r in generated:
-        local = release_calendar.aware(r.publish_at).astimezone(release_calendar.LONDON)
+        local = r.publish_at.astimezone(recurrence.LONDON)
         assert (local.weekday(), (local.day - 1) // 7 + 1, local.time()) == (1, 3, time(12))
         assert r.go_live_date == local.date() + timedelta(days=14)
 
 
 def test_nth_weekday_and_working_days() -> None:
-    assert release_calendar.nth_weekday(2027, 1, 1, 3) == date(2027, 1, 19)
-    assert release_calendar.nth_weekday(2027, 12, 6, -1) == date(2027, 12, 26)
+    assert recurrence.nth_weekday(2027, 1, 1, 3) == date(2027, 1, 19)
+    assert recurrence.nth_weekday(2027, 12, 6, -1) == date(2027, 12, 26)
     # Five working days before Tuesday 19 January 2027: Tuesday 12 January.
-    assert release_calendar.working_days_before(date(2027, 1, 19), 5) == date(2027, 1, 12)
+    assert recurrence.working_days_before(date(2027, 1, 19), 5) == date(2027, 1, 12)

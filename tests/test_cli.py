@@ -13,7 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import close_all_sessions
 
-from isd_service import PROJECT_ROOT, create_app
+from isd_service import PROJECT_ROOT
+from isd_service.entrypoints.app import create_app
 from tests.conftest import database_of
 
 API = "/api/v1"

@@ -9,20 +9,21 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import func, select
 
-from isd_service.drafts import load
-from isd_service.formats import InputFile
-from isd_service.models import Version
-from isd_service.releases import PublishRefused, publish
+from isd_service.adapters.orm import Version
+from isd_service.domain.formats import InputFile
+from isd_service.service_layer.drafts import load
+from isd_service.service_layer.publishing import PublishRefused, publish
+from isd_service.service_layer.unit_of_work import UnitOfWork
 from tests.conftest import database_of
 
 
 def run_together(app: Flask, jobs: list[Callable[[Any], Any]]) -> list[Any]:
-    """Run each job in its own thread and session, released at the same moment."""
+    """Run each job in its own thread and unit of work, released at the same moment."""
     barrier = threading.Barrier(len(jobs))
     results: list[Any] = [None] * len(jobs)
 
     def worker(i: int) -> None:
-        db = database_of(app).session_factory()
+        db = UnitOfWork(database_of(app).session_factory)
         try:
             barrier.wait()
             results[i] = jobs[i](db)
@@ -44,9 +45,9 @@ def gsp(rows: str) -> list[InputFile]:
 
 
 def test_two_publications_at_once_make_exactly_one_version(app: Flask) -> None:
-    db = database_of(app).session_factory()
-    load(db, files=gsp("_A,Eastern\n"), fmt="csv", mode="upsert", actor="t", organisation=None)
-    db.close()
+    with UnitOfWork(database_of(app).session_factory) as unit:
+        load(unit, files=gsp("_A,Eastern\n"), fmt="csv", mode="upsert", actor="t",
+             organisation=None)
     results = run_together(app, [
         lambda s: publish(s, actor="a", organisation=None),
         lambda s: publish(s, actor="b", organisation=None),

@@ -17,10 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from isd_service.downloads.files import ensure, existing
-from isd_service.extensions import session
-from isd_service.formats import InputFile
-from isd_service.releases import publish
+from isd_service.adapters.download_files import ensure, existing
+from isd_service.domain.formats import InputFile
+from isd_service.entrypoints.flask_db import uow
+from isd_service.service_layer.publishing import publish
 
 API = "/api/v1"
 IMMUTABLE = "max-age=31536000"
@@ -45,11 +45,11 @@ def publish_seed_and_change(app: Flask) -> None:
     result = runner.invoke(args=["seed"])
     assert result.exit_code == 0, result.output
     with app.app_context():
-        from isd_service.drafts import load
+        from isd_service.service_layer.drafts import load
 
-        load(session(), files=[InputFile("gsp_group.csv", GSP_CHANGE.encode())], fmt="csv",
+        load(uow(), files=[InputFile("gsp_group.csv", GSP_CHANGE.encode())], fmt="csv",
              mode="upsert", actor="test", organisation="ISDA")
-        publish(session(), actor="test", organisation="ISDA")
+        publish(uow(), actor="test", organisation="ISDA")
 
 
 @pytest.fixture
@@ -196,12 +196,12 @@ def test_moving_urls_get_a_short_max_age_and_an_etag_that_changes(
         fetch(published, path, 304, **{"If-None-Match": response.headers["ETag"]})
         before[path] = response
     with app.app_context():
-        from isd_service.drafts import load
+        from isd_service.service_layer.drafts import load
 
-        load(session(), files=[InputFile("gsp_group.csv", b"gsp_group_id,gsp_group_name\n"
+        load(uow(), files=[InputFile("gsp_group.csv", b"gsp_group_id,gsp_group_name\n"
                                                          b"_Q,Renamed again\n")],
              fmt="csv", mode="upsert", actor="test", organisation="ISDA")
-        publish(session(), actor="test", organisation="ISDA")
+        publish(uow(), actor="test", organisation="ISDA")
     for path in moving:
         response = fetch(published, path, 200,
                          **{"If-None-Match": before[path].headers["ETag"]})
@@ -267,9 +267,9 @@ def test_publish_builds_the_downloads_when_configured(app: Flask) -> None:
     root = Path(app.config["DOWNLOADS_DIR"])
     assert not root.exists() or not any(root.iterdir())  # off by default
     with app.app_context():
-        from isd_service.drafts import load
+        from isd_service.service_layer.drafts import load
 
-        load(session(), files=[InputFile("gsp_group.csv", GSP_CHANGE.encode())], fmt="csv",
+        load(uow(), files=[InputFile("gsp_group.csv", GSP_CHANGE.encode())], fmt="csv",
              mode="upsert", actor="test", organisation="ISDA")
     app.config["BUILD_DOWNLOADS"] = True
     result = runner.invoke(args=["publish"])
@@ -414,14 +414,14 @@ def test_bench_generate_writes_loadable_versions_shaped_like_mdd_deterministical
     assert max(sizes, key=sizes.__getitem__) == "Line_Loss_Factor_Class_1.csv"
     assert 4900 <= sum(sizes.values()) <= 5100
 
-    from isd_service.drafts import load
+    from isd_service.service_layer.drafts import load
 
     with app.app_context():
-        first = load(session(), files=[InputFile(p.name, p.read_bytes())
+        first = load(uow(), files=[InputFile(p.name, p.read_bytes())
                                        for p in sorted((tmp_path / "a/1").iterdir())],
                      actor="test", organisation="ISDA")
-        publish(session(), actor="test", organisation="ISDA")
-        second = load(session(), files=[InputFile(p.name, p.read_bytes())
+        publish(uow(), actor="test", organisation="ISDA")
+        second = load(uow(), files=[InputFile(p.name, p.read_bytes())
                                         for p in sorted((tmp_path / "a/2").iterdir())],
                       actor="test", organisation="ISDA")
     total = first.inserted

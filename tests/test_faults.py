@@ -27,33 +27,35 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from isd_service import PROJECT_ROOT
-from isd_service.db import Base
-from isd_service.extensions import database
+from isd_service.adapters.orm import Base
+from isd_service.entrypoints.flask_db import database
 from tests.conftest import MDD_DIR, mdd_files
 
 pytestmark = pytest.mark.mdd
 
 API = "/api/v1"
-RUN = "from isd_service.cli import main; main()"
+RUN = "from isd_service.entrypoints.cli import main; main()"
+# Kill the process inside its transaction, at the audit record it writes just before the
+# commit (a load's, a publication's).
 KILL_AT = """
 import os, signal, sys
-from isd_service import events
-from isd_service.cli import main
+from isd_service.service_layer import audit
+from isd_service.entrypoints.cli import main
 
 def die(*_args, **_kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
-getattr(events, sys.argv.pop(1)).connect(die, weak=False)
+setattr(audit, sys.argv.pop(1), die)
 main()
 """
-TABLES = ("load", "draft_change", "version", "record", "catalogue_entity", "catalogue_field",
+TABLES = ("load", "staged_change", "version", "record", "catalogue_entity", "catalogue_field",
           "audit_event")
 TIMEOUT = 300
 
 
 def isd(url: str, *args: str, kill_at: str | None = None, kill_after: float | None = None
         ) -> subprocess.CompletedProcess[str]:
-    """Run `isd ARGS` in its own process; SIGKILL it at a signal or after a delay."""
+    """Run `isd ARGS` in its own process; SIGKILL it at an audit record or after a delay."""
     env = {**os.environ, "ISD_DATABASE_URL": url}
     env.pop("ISD_TEST_DATABASE_URL", None)
     code = [sys.executable, "-c", KILL_AT, kill_at] if kill_at else [sys.executable, "-c", RUN]
@@ -123,7 +125,7 @@ def test_a_load_killed_before_its_commit_changes_nothing(
 ) -> None:
     before = state(app)
     draft = client.get(f"{API}/admin/draft", headers=admin_headers).get_json()
-    killed = isd(url, "load", mdd_folder(371), kill_at="load_accepting")
+    killed = isd(url, "load", mdd_folder(371), kill_at="load_accepted")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert state(app) == before
     assert client.get(f"{API}/admin/draft", headers=admin_headers).get_json() == draft
@@ -142,7 +144,7 @@ def test_a_publication_killed_before_its_commit_publishes_nothing(
     assert isd(url, "load", mdd_folder(371)).returncode == 0
     before = state(app)
     draft = client.get(f"{API}/admin/draft", headers=admin_headers).get_json()
-    killed = isd(url, "publish", kill_at="version_publishing")
+    killed = isd(url, "publish", kill_at="version_published")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert state(app) == before
     assert client.get(f"{API}/versions/latest").get_json()["version"] == 370

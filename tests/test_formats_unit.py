@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from isd_service import PROJECT_ROOT
-from isd_service.catalogue import Catalogue, EntityDef, entity_from_dict
-from isd_service.formats import (
+from isd_service.domain.catalogue import Catalogue, EntityDef, entity_from_dict
+from isd_service.domain.formats import (
     EntityRows,
     csv_records,
     decode_text,
@@ -19,7 +19,7 @@ from isd_service.formats import (
     mdd_csv,
     safe_name,
 )
-from isd_service.validation import Problem, validate_rows
+from isd_service.domain.validation import Problem, validate_rows
 
 SEED = Path(PROJECT_ROOT) / "seed_data" / "catalogue.json"
 GSP_HEADER = b'"Gsp Group ID","GSP Group Name"\n'

@@ -21,9 +21,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from werkzeug.test import TestResponse
 
-from isd_service import create_app, events
-from isd_service.cli import upgrade_database
-from isd_service.extensions import session
+from isd_service.entrypoints.app import create_app
+from isd_service.entrypoints.cli.database import upgrade_database
+from isd_service.entrypoints.flask_db import session
+from isd_service.service_layer import audit
 from tests.conftest import database_of, token_for
 
 API = "/api/v1"
@@ -102,12 +103,10 @@ def test_an_internal_error_shows_no_stack_trace_nor_sql(
         raise RuntimeError("Traceback: /srv/isd/releases.py line 12 password=hunter2")
 
     assert post_gsp(client, admin_headers).status_code == 201
-    for receiver in (broken_database, broken_code):
-        events.version_publishing.connect(receiver)
-        try:
+    for failure in (broken_database, broken_code):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(audit, "version_published", failure)
             response = client.post(f"{ADMIN}/publications", headers=admin_headers, json={})
-        finally:
-            events.version_publishing.disconnect(receiver)
         assert response.status_code == 500
         assert response.mimetype == "application/problem+json"
         body = response.get_data(as_text=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from isd_service import isd_csv
-from isd_service.catalogue import EntityDef, FieldDef
+from isd_service.domain.catalogue import EntityDef, FieldDef
+from isd_service.domain.formats import isd_csv
 
 
 def seed_and_change(app: Flask, tmp_path: Path) -> None:

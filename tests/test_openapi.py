@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from isd_service.openapi import build, request_schemas
+from isd_service.entrypoints.openapi import build, request_schemas
 
 API = "/api/v1"
 ADMIN = f"{API}/admin"

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from isd_service import web
+from isd_service.entrypoints import web
 
 
 def three_versions(app: Flask, tmp_path: Path) -> None:

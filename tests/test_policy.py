@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from isd_service import create_app
-from isd_service.policy import check_ownership
+from isd_service.config import check_ownership
+from isd_service.entrypoints.app import create_app
 from tests.conftest import token_for
 
 API = "/api/v1"

@@ -13,10 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from isd_service.auth import create_token
-from isd_service.extensions import session
-from isd_service.models import ApiToken
-from tests.conftest import token_for
+from isd_service.adapters.orm import ApiToken
+from isd_service.entrypoints.flask_db import session, uow
+from tests.conftest import create_token, token_for
 
 EVERYONE = {"loader", "publisher", "admin"}
 PUBLISHERS = {"publisher", "admin"}
@@ -78,9 +77,9 @@ def _bad_token(app: Flask, kind: str) -> str | None:
     with app.app_context():
         db = session()
         if kind == "expired":
-            return create_token(db, organisation="ISDA", roles=["admin"],
+            return create_token(uow(), organisation="ISDA", roles=["admin"],
                                 expires_at=datetime.now(UTC) - timedelta(minutes=1))
-        token = create_token(db, organisation="ISDA", roles=["admin"])
+        token = create_token(uow(), organisation="ISDA", roles=["admin"])
         db.execute(update(ApiToken).values(revoked_at=datetime.now(UTC)))
         db.commit()
         return token

@@ -13,9 +13,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from isd_service import release_calendar, scheduler
-from isd_service.extensions import session
-from isd_service.models import Release, Version
+from isd_service.adapters.orm import Release, Version
+from isd_service.domain import recurrence
+from isd_service.entrypoints import scheduler
+from isd_service.entrypoints.flask_db import session, uow
+from isd_service.service_layer import calendar, schedule
 
 API = "/api/v1"
 ADMIN = f"{API}/admin"
@@ -25,19 +27,19 @@ T0 = datetime(2027, 1, 11, 12, 0, tzinfo=UTC)  # "now" when the calendar is plan
 
 
 class Clock:
-    def __init__(self, now: datetime):
+    """The time the scheduler's steps take as now, and a scheduler that reads it."""
+
+    def __init__(self, app: Flask, now: datetime):
         self.now = now
+        self.runner = scheduler.Scheduler(app, clock=self)
 
     def __call__(self) -> datetime:
         return self.now
 
 
 @pytest.fixture
-def clock(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    fake = Clock(T0)
-    monkeypatch.setattr(scheduler, "clock", fake)
-    scheduler.bind(app)
-    yield fake
+def clock(app: Flask) -> Iterator[Clock]:
+    yield Clock(app, T0)
 
 
 def load_gsp(client: FlaskClient, headers: Headers, rows: dict[str, str],
@@ -63,8 +65,8 @@ def publish_first(client: FlaskClient, headers: Headers) -> None:
 
 def plan(app: Flask, deadline: datetime, publish_at: datetime, **kw: Any) -> int:
     with app.app_context():
-        row = release_calendar.create_release(
-            session(), change_deadline=deadline, publish_at=publish_at,
+        row = calendar.create_release(
+            uow(), change_deadline=deadline, publish_at=publish_at,
             go_live_date=kw.pop("go_live_date", publish_at.date() + timedelta(days=14)),
             actor="test", now=T0, **kw)
         return row.id
@@ -100,7 +102,7 @@ def test_freeze_then_publish_on_time_and_later_loads_wait_for_the_next_release(
     # Before the deadline nothing happens; there is no preview yet.
     assert client.get(f"{API}/releases/{r1}/preview").status_code == 409
     clock.now = d1 + timedelta(seconds=5)
-    assert scheduler.freeze_job(r1, d1.isoformat()).outcome == "frozen"
+    assert clock.runner.freeze_job(r1, d1).outcome == "frozen"
     assert release(app, r1).state == "frozen"
     assert draft(client, publisher_headers) == {}
 
@@ -120,7 +122,7 @@ def test_freeze_then_publish_on_time_and_later_loads_wait_for_the_next_release(
     assert (after["inserted"], after["updated"], after["unchanged"]) == (1, 1, 1)
 
     clock.now = p1 + timedelta(seconds=1)
-    outcome = scheduler.publish_job(r1, p1.isoformat())
+    outcome = clock.runner.publish_job(r1, p1)
     assert (outcome.outcome, outcome.version) == ("published", 2)
     assert gsp(client, 2) == {"_A": "Eastern X", "_B": "East Midlands", "_C": "London"}
     manifest = client.get(f"{API}/versions/2").get_json()
@@ -147,10 +149,10 @@ def test_a_second_run_of_a_step_finds_it_done(
     rid = plan(app, d, p)
     load_gsp(client, publisher_headers, {"_C": "London"})
     clock.now = p
-    assert scheduler.publish_job(rid, p.isoformat()).outcome == "published"
-    again = scheduler.publish_job(rid, p.isoformat())
+    assert clock.runner.publish_job(rid, p).outcome == "published"
+    again = clock.runner.publish_job(rid, p)
     assert (again.outcome, again.detail) == ("nothing-to-do", f"release {rid} is published")
-    assert scheduler.freeze_job(rid, d.isoformat()).outcome == "nothing-to-do"
+    assert clock.runner.freeze_job(rid, d).outcome == "nothing-to-do"
     assert versions(app) == [1, 2]
 
 
@@ -162,12 +164,12 @@ def test_a_missed_run_within_the_grace_period_runs_later_beyond_it_is_marked_mis
     r2 = plan(app, p2 - timedelta(hours=1), p2, empty_draft="publish")
     load_gsp(client, publisher_headers, {"_C": "London"})
     clock.now = p1 + timedelta(minutes=59)  # the default grace is an hour
-    assert scheduler.publish_job(r1, p1.isoformat()).outcome == "published"
+    assert clock.runner.publish_job(r1, p1).outcome == "published"
     load_gsp(client, publisher_headers, {"_D": "Merseyside"})
     clock.now = p2 - timedelta(hours=1)
-    assert scheduler.freeze_job(r2, clock.now.isoformat()).outcome == "frozen"
+    assert clock.runner.freeze_job(r2, clock.now).outcome == "frozen"
     clock.now = p2 + timedelta(hours=1, seconds=1)
-    outcome = scheduler.publish_job(r2, p2.isoformat())
+    outcome = clock.runner.publish_job(r2, p2)
     assert outcome.outcome == "missed"
     assert release(app, r2).state == "missed"
     assert versions(app) == [1, 2]
@@ -187,13 +189,13 @@ def test_the_running_scheduler_recovers_a_run_missed_while_it_was_down(
     publish_first(client, publisher_headers)
     now = datetime.now(UTC)
     with app.app_context():
-        rid = release_calendar.create_release(
-            session(), change_deadline=now - timedelta(minutes=20),
+        rid = calendar.create_release(
+            uow(), change_deadline=now - timedelta(minutes=20),
             publish_at=now - timedelta(minutes=10), go_live_date=now.date(),
             actor="test", now=now - timedelta(hours=1)).id
     load_gsp(client, publisher_headers, {"_C": "London"})
     stop = threading.Event()
-    runner = threading.Thread(target=scheduler.run, args=(app, stop))
+    runner = threading.Thread(target=scheduler.Scheduler(app).run, args=(stop,))
     runner.start()
     try:
         for _ in range(200):  # up to 20 s
@@ -213,9 +215,9 @@ def test_the_running_scheduler_recovers_a_run_missed_while_it_was_down(
 
 
 def test_a_recurring_rule_keeps_london_time_across_the_clock_changes(app: Flask) -> None:
-    rule = release_calendar.Rule(weekday=6, nth=-1, at=time(12, 0), go_live_days=7,
+    rule = recurrence.Rule(weekday=6, nth=-1, at=time(12, 0), go_live_days=7,
                                  deadline_working_days=5)
-    got = release_calendar.occurrences(rule, datetime(2027, 2, 1, tzinfo=UTC), 9)
+    got = recurrence.occurrences(rule, datetime(2027, 2, 1, tzinfo=UTC), 9)
     publish = {p.date(): p for _d, p, _g in got}
     # Last Sundays: 28 March 2027 (BST starts at 01:00 UTC) and 31 October 2027 (BST ends).
     assert publish[date(2027, 2, 28)] == datetime(2027, 2, 28, 12, 0, tzinfo=UTC)
@@ -227,24 +229,25 @@ def test_a_recurring_rule_keeps_london_time_across_the_clock_changes(app: Flask)
     assert march[0] == datetime(2027, 3, 22, 12, 0, tzinfo=UTC)
     assert march[2] == date(2027, 4, 4)
     # A wall-clock time in the spring gap moves an hour on; a repeated one takes the first.
-    assert release_calendar.london_time(date(2027, 3, 28), time(1, 30)) == \
+    assert recurrence.london_time(date(2027, 3, 28), time(1, 30)) == \
         datetime(2027, 3, 28, 1, 30, tzinfo=UTC)
-    assert release_calendar.london_time(date(2027, 10, 31), time(1, 30)) == \
+    assert recurrence.london_time(date(2027, 10, 31), time(1, 30)) == \
         datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
 
     # The scheduler puts the jobs at those instants, 12:00 London on either side.
     with app.app_context():
-        rows = release_calendar.generate(session(), rule, 9, actor="test",
-                                         now=datetime(2027, 2, 1, tzinfo=UTC))
-    sched = scheduler.build(app)
+        rows = calendar.generate(uow(), rule, 9, actor="test",
+                                 now=datetime(2027, 2, 1, tzinfo=UTC))
+    runner = scheduler.Scheduler(app)
+    sched = runner.build()
     sched.start(paused=True)
     try:
-        scheduler.sync(sched)
+        runner.sync()
         for row in rows:
             job = sched.get_job(f"release-{row.id}-publish", scheduler.JOBSTORE)
             assert job is not None
-            assert job.next_run_time == release_calendar.aware(row.publish_at)
-            local = job.next_run_time.astimezone(release_calendar.LONDON)
+            assert job.next_run_time == row.publish_at
+            local = job.next_run_time.astimezone(recurrence.LONDON)
             assert (local.hour, local.minute, local.weekday()) == (12, 0, 6)
     finally:
         sched.shutdown(wait=False)
@@ -258,7 +261,7 @@ def test_an_empty_draft_at_publish_time_follows_the_policy(
     p = T0 + timedelta(days=1)
     rid = plan(app, p - timedelta(hours=1), p, empty_draft=policy)
     clock.now = p
-    outcome = scheduler.publish_job(rid, p.isoformat())
+    outcome = clock.runner.publish_job(rid, p)
     if policy == "skip":
         assert outcome.outcome == "skipped"
         assert release(app, rid).state == "skipped"
@@ -277,7 +280,7 @@ def test_the_global_empty_draft_policy_applies_when_a_release_has_none(
     rid = plan(app, p - timedelta(hours=1), p)
     app.config["EMPTY_RELEASE"] = "publish"
     clock.now = p
-    assert scheduler.publish_job(rid, p.isoformat()).outcome == "published"
+    assert clock.runner.publish_job(rid, p).outcome == "published"
 
 
 def test_a_cancelled_release_is_not_published_and_its_frozen_set_returns_to_the_draft(
@@ -287,13 +290,13 @@ def test_a_cancelled_release_is_not_published_and_its_frozen_set_returns_to_the_
     r1 = plan(app, d, p)
     load_gsp(client, publisher_headers, {"_A": "Eastern X", "_C": "London"})
     clock.now = d
-    scheduler.freeze_job(r1, d.isoformat())
+    clock.runner.freeze_job(r1, d)
     # The open draft after the freeze puts _A back and adds _D.
     load_gsp(client, publisher_headers, {"_A": "Eastern", "_D": "Merseyside"})
     r = client.delete(f"{ADMIN}/releases/{r1}", headers=publisher_headers)
     assert r.status_code == 200 and r.get_json()["state"] == "cancelled"
     clock.now = p
-    assert scheduler.publish_job(r1, p.isoformat()).outcome == "nothing-to-do"
+    assert clock.runner.publish_job(r1, p).outcome == "nothing-to-do"
     assert versions(app) == [1]
     # Back in one draft, net against version 1: _A's change cancelled out.
     assert draft(client, publisher_headers) == {
@@ -311,15 +314,15 @@ def test_a_failed_publication_leaves_the_frozen_set_intact_and_is_shown(
     rid = plan(app, d, p)
     load_gsp(client, publisher_headers, {"_C": "London"})
     clock.now = d
-    scheduler.freeze_job(rid, d.isoformat())
+    clock.runner.freeze_job(rid, d)
     preview = client.get(f"{API}/releases/{rid}/preview").get_json()
 
     def broken(*_args: Any, **_kwargs: Any) -> Version:
         raise OSError("disk full")
 
-    monkeypatch.setattr(release_calendar, "publish_locked", broken)
+    monkeypatch.setattr(schedule, "publish_in", broken)
     clock.now = p
-    outcome = scheduler.publish_job(rid, p.isoformat())
+    outcome = clock.runner.publish_job(rid, p)
     assert (outcome.outcome, outcome.detail) == ("failed", "OSError: disk full")
     assert "disk full" in caplog.text
     row = release(app, rid)
@@ -331,13 +334,12 @@ def test_a_failed_publication_leaves_the_frozen_set_intact_and_is_shown(
 
     # Rescheduled by an admin, it publishes the same changes.
     monkeypatch.undo()
-    monkeypatch.setattr(scheduler, "clock", clock)
     later = p + timedelta(days=1)
     with app.app_context():
-        release_calendar.update_release(session(), rid, {"publish_at": later}, now=p)
+        calendar.update_release(uow(), rid, {"publish_at": later}, now=p)
     assert release(app, rid).state == "frozen"
     clock.now = later
-    assert scheduler.publish_job(rid, later.isoformat()).outcome == "published"
+    assert clock.runner.publish_job(rid, later).outcome == "published"
     assert gsp(client, 2)["_C"] == "London"
 
 
@@ -359,7 +361,7 @@ def test_an_override_loads_into_the_frozen_release(
     assert r.status_code == 422
     assert "no release is frozen" in r.get_json()["errors"][0]["message"]
     clock.now = d
-    scheduler.freeze_job(rid, d.isoformat())
+    clock.runner.freeze_job(rid, d)
     load_gsp(client, publisher_headers, {"_C": "London", "_D": "Merseyside"})
     assert override(loader_headers).status_code == 403
     r = override(publisher_headers)
@@ -369,7 +371,7 @@ def test_an_override_loads_into_the_frozen_release(
     assert draft(client, publisher_headers) == {
         "gsp_group": {"inserts": 1, "updates": 0, "deletes": 0}}
     clock.now = p
-    assert scheduler.publish_job(rid, p.isoformat()).outcome == "published"
+    assert clock.runner.publish_job(rid, p).outcome == "published"
     assert "_C" in gsp(client, 2) and "_D" not in gsp(client, 2)
     client.post(f"{ADMIN}/publications", headers=publisher_headers, json={})
     assert "_D" in gsp(client, 3)

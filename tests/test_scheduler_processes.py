@@ -15,9 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from isd_service import release_calendar
-from isd_service.extensions import session
-from isd_service.models import Release, ReleaseRun, Version
+from isd_service.adapters.orm import Release, ReleaseRun, Version
+from isd_service.entrypoints.flask_db import session, uow
+from isd_service.service_layer import calendar
 
 ADMIN = "/api/v1/admin"
 ISD = Path(sys.executable).parent / "isd"
@@ -36,8 +36,8 @@ def test_three_schedulers_publish_each_planned_release_exactly_once(
         == 201
     now = datetime.now(UTC)
     with app.app_context():
-        planned = [release_calendar.create_release(
-            session(), change_deadline=now + timedelta(seconds=s),
+        planned = [calendar.create_release(
+            uow(), change_deadline=now + timedelta(seconds=s),
             publish_at=now + timedelta(seconds=s + 2), go_live_date=now.date(),
             empty_draft="publish", actor="test").id for s in (4, 7)]
 

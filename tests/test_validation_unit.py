@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from isd_service import PROJECT_ROOT
-from isd_service.catalogue import (
+from isd_service.domain.catalogue import (
     MAX_STRING_LENGTH,
     Catalogue,
     CatalogueError,
@@ -23,7 +23,7 @@ from isd_service.catalogue import (
     entity_from_dict,
     field_from_dict,
 )
-from isd_service.records import (
+from isd_service.domain.records import (
     KEY_SEPARATOR,
     decode,
     encode,
@@ -36,7 +36,7 @@ from isd_service.records import (
     projected_json,
     snapshot_hash,
 )
-from isd_service.validation import MAX_REPORTED_VALUE, Problem, RawRow, coerce, validate_rows
+from isd_service.domain.validation import MAX_REPORTED_VALUE, Problem, RawRow, coerce, validate_rows
 
 SEED = Path(PROJECT_ROOT) / "seed_data" / "catalogue.json"
 

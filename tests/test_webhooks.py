@@ -15,7 +15,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from isd_service import webhooks
+from isd_service.entrypoints import webhook_worker
+from isd_service.service_layer import webhooks
 
 WAIT = 30  # seconds: a bound on waits, never a sleep
 
@@ -79,7 +80,7 @@ def fast(app: Flask) -> Iterator[Flask]:
     app.config.update(WEBHOOK_BACKOFF_SECONDS=0.01, WEBHOOK_MAX_ATTEMPTS=4,
                       WEBHOOK_TIMEOUT_SECONDS=5, PUBLIC_URL="https://isd.example/")
     yield app
-    assert webhooks.wait_idle(app, WAIT)
+    assert webhook_worker.wait_idle(app, WAIT)
 
 
 def subscribe(client: FlaskClient, headers: dict[str, str], url: str,
@@ -144,7 +145,7 @@ def test_one_signed_notice_per_publication_and_subscriber(
     assert fast.test_cli_runner().invoke(args=["seed"]).exit_code == 0
     later = publish(client, admin_headers)
     got = receiver.wait_for(4)
-    assert webhooks.wait_idle(fast, WAIT)
+    assert webhook_worker.wait_idle(fast, WAIT)
     # Nothing more is due: running the sender again sends nothing.
     result = fast.test_cli_runner().invoke(args=["webhooks", "deliver"])
     assert result.output.strip() == "nothing pending"
@@ -183,7 +184,7 @@ def test_a_failing_receiver_gets_the_same_notice_again_until_it_answers(
         sub = subscribe(client, admin_headers, flaky.url())
         assert fast.test_cli_runner().invoke(args=["seed"]).exit_code == 0
         got = flaky.wait_for(3)
-        assert webhooks.wait_idle(fast, WAIT)
+        assert webhook_worker.wait_idle(fast, WAIT)
     finally:
         flaky.close()
     assert [n["answered"] for n in got] == [500, 500, 200]
@@ -208,7 +209,7 @@ def test_the_sender_gives_up_after_the_last_attempt(
         lost = subscribe(client, admin_headers, nowhere)
         assert fast.test_cli_runner().invoke(args=["seed"]).exit_code == 0
         broken.wait_for(2)
-        assert webhooks.wait_idle(fast, WAIT)
+        assert webhook_worker.wait_idle(fast, WAIT)
     finally:
         broken.close()
     assert len(broken.received) == 2

@@ -24,6 +24,11 @@ class DomainError(Exception):
         self.field = field
 
     @property
+    def detail(self) -> str:
+        """The problem body's ``detail``."""
+        return str(self)
+
+    @property
     def errors(self) -> list[dict[str, Any]] | None:
         """The problem body's ``errors``: the field at fault, when there is one."""
         return [{"field": self.field, "message": str(self)}] if self.field else None

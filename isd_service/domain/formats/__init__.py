@@ -1,0 +1,128 @@
+"""Readers and writers of the file formats participants use (pure, no Flask or ORM).
+
+Reading turns input files into raw rows per entity; validation then types and checks them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from isd_service.domain.catalogue import Catalogue, EntityDef
+from isd_service.domain.validation import Problem, RawRow
+
+FORMATS = ("mdd-csv", "csv", "json")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MDD_NAME = re.compile(r"^(?P<stem>.+?)(?:_(?P<version>[0-9]+))?\.csv$", re.IGNORECASE)
+
+
+@dataclass
+class InputFile:
+    """One uploaded or named file: its base name and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass
+class EntityRows:
+    """The raw rows a file holds for one entity, and how its dates are written.
+
+    ``rows`` may be a stream read as it is consumed; ``problems`` then holds, once it has
+    been consumed, what was wrong with the rows' shape.
+    """
+
+    entity: EntityDef
+    file: str
+    dates: str
+    rows: Iterable[RawRow] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def safe_name(name: str) -> str:
+    """Keep only a file's base name, without control characters, so that a name never
+    reaches outside its folder nor puts terminal escapes into the load log."""
+    base = PurePath(name.replace("\\", "/")).name
+    return _CONTROL.sub("?", base)[:255] or "upload"
+
+
+def decode_text(data: bytes, file: str) -> tuple[str | None, list[Problem]]:
+    """Decode UTF-8 input (a leading BOM is dropped); refuse NULs and other encodings."""
+    if not data.strip():
+        return None, [Problem("the file is empty", file=file, line=1)]
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        return None, [Problem("NUL byte in the file: it is not a text file", file=file,
+                              line=line)]
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        byte = data[exc.start : exc.start + 1].hex().upper()
+        return None, [Problem(
+            f"not valid UTF-8 (byte 0x{byte}); files must be UTF-8 encoded",
+            file=file, line=line)]
+
+
+def entity_for_file(catalogue: Catalogue, fmt: str, name: str) -> EntityDef | None:
+    """Find the entity a file is for from its name: `<Stem>_<NNN>.csv` or `<entity id>.csv`."""
+    if fmt == "mdd-csv":
+        m = _MDD_NAME.match(name)
+        if m:
+            entity = catalogue.by_source(m.group("stem"))
+            if entity is None and m.group("version"):
+                entity = catalogue.by_source(f"{m.group('stem')}_{m.group('version')}")
+            return entity
+        return None
+    stem = PurePath(name).stem
+    return catalogue.get(stem) or catalogue.by_source(stem)
+
+
+def parse_files(
+    catalogue: Catalogue, files: list[InputFile], fmt: str, entity_id: str | None,
+    *, keys_only: bool = False,
+) -> tuple[list[EntityRows], list[Problem]]:
+    """Read each file into the raw rows of the entity it is for (rows stream as consumed)."""
+    from isd_service.domain.formats import csv_records, json_records, mdd_csv
+
+    problems: list[Problem] = []
+    if fmt not in FORMATS:
+        return [], [Problem(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")]
+    if not files:
+        return [], [Problem("no file given")]
+    forced = None
+    if entity_id is not None:
+        forced = catalogue.get(entity_id) or catalogue.by_source(entity_id)
+        if forced is None:
+            return [], [Problem(f"unknown entity {entity_id!r}", entity=entity_id)]
+    groups: list[EntityRows] = []
+    for f in files:
+        name = safe_name(f.name)
+        if fmt == "json":
+            rows, found = json_records.read(f.data, catalogue, name, forced)
+            groups += rows
+            problems += found
+            continue
+        entity = forced or entity_for_file(catalogue, fmt, name)
+        if entity is None:
+            problems.append(Problem(
+                f"cannot tell which entity {name!r} is for: name it <Stem>_<NNN>.csv "
+                "(MDD) or <entity id>.csv, or give the entity", file=name))
+            continue
+        reader = mdd_csv.read if fmt == "mdd-csv" else csv_records.read
+        table, found = reader(f.data, entity, name, keys_only=keys_only)
+        problems += found
+        if table is not None:
+            groups.append(table)
+    seen: dict[str, str] = {}
+    for g in groups:
+        if g.entity.id in seen:
+            problems.append(Problem(
+                f"{g.entity.id} is in two files of one load ({seen[g.entity.id]} and {g.file})",
+                g.entity.id, g.file))
+        seen[g.entity.id] = g.file
+    return groups, problems

@@ -1,0 +1,485 @@
+"""The store's SQL: versioned records, staged changes, versions, releases and the catalogue.
+
+A record row belongs to every version v with valid_from <= v < valid_to (valid_to null: still
+live). Staged changes are the open draft (``frozen_for`` null) or a release's frozen set.
+Nothing here commits: the service layer's unit of work owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Sequence
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Session
+
+from isd_service.adapters.orm import (
+    CatalogueEntity,
+    CatalogueField,
+    Load,
+    Record,
+    Release,
+    ReleaseLoad,
+    StagedChange,
+    Version,
+)
+from isd_service.domain.catalogue import Catalogue, EntityDef, FieldDef
+from isd_service.domain.lifecycle import HOLDING, SCHEDULED, ReleaseState
+from isd_service.domain.staging import Rows, Staged, overlay
+
+STREAM_BATCH = 5000
+INSERT_BATCH = 5000
+
+
+# --- versions -------------------------------------------------------------------------------
+
+def latest_version(session: Session) -> Version | None:
+    return session.scalars(select(Version).order_by(Version.number.desc()).limit(1)).first()
+
+
+def get_version(session: Session, number: int) -> Version | None:
+    return session.get(Version, number) if 1 <= number <= 2**31 - 1 else None
+
+
+def versions_page(session: Session, limit: int, below: int | None = None) -> list[Version]:
+    """Versions newest first, below ``below`` when given."""
+    stmt = select(Version).order_by(Version.number.desc()).limit(limit)
+    if below is not None:
+        stmt = stmt.where(Version.number < below)
+    return list(session.scalars(stmt))
+
+
+def version_numbers(session: Session) -> list[int]:
+    return list(session.scalars(select(Version.number).order_by(Version.number.desc())))
+
+
+def live_on(session: Session, day: Any) -> Version | None:
+    """The newest published version gone live on or before ``day``."""
+    return session.scalars(select(Version).where(Version.go_live_date.is_not(None),
+                                                 Version.go_live_date <= day)
+                           .order_by(Version.number.desc()).limit(1)).first()
+
+
+# --- records --------------------------------------------------------------------------------
+
+def alive_at(version: int) -> ColumnElement[bool]:
+    return and_(Record.valid_from <= version,
+                or_(Record.valid_to.is_(None), Record.valid_to > version))
+
+
+def iter_snapshot(
+    session: Session,
+    entity_id: str,
+    version: int,
+    *,
+    after_key: str | None = None,
+    limit: int | None = None,
+) -> Generator[tuple[str, str]]:
+    """Yield (key, data) of an entity as it stood in a version, in key order, streamed."""
+    stmt = (select(Record.key, Record.data)
+            .where(Record.entity_id == entity_id, alive_at(version))
+            .order_by(Record.key))
+    if after_key is not None:
+        stmt = stmt.where(Record.key > after_key)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    result = session.execute(stmt, execution_options={"yield_per": STREAM_BATCH})
+    try:
+        yield from result  # rows unpack as (key, data)
+    finally:
+        # A reader that stops early must not leave PostgreSQL's server-side cursor open.
+        result.close()
+
+
+def snapshot_data(session: Session, entity_id: str, version: int) -> Generator[str]:
+    """The stored data of an entity's records in a version, in key order, streamed."""
+    for _key, data in iter_snapshot(session, entity_id, version):
+        yield data
+
+
+def live_rows(session: Session, entity_id: str) -> Rows:
+    """Return key -> data of an entity's rows in the latest version."""
+    stmt = select(Record.key, Record.data).where(
+        Record.entity_id == entity_id, Record.valid_to.is_(None))
+    return dict(session.execute(stmt).all())
+
+
+def has_live_rows(session: Session, entity_id: str) -> bool:
+    stmt = select(Record.id).where(Record.entity_id == entity_id, Record.valid_to.is_(None))
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def rows_between(session: Session, entity_id: str, old: int,
+                 new: int) -> list[tuple[str, str, int, int | None]]:
+    """(key, data, valid_from, valid_to) of the rows that started or ended in (old, new].
+
+    Only these rows can differ between the two versions, so a delta's cost follows the
+    number of changes, not the size of the entity (indexes on valid_from and valid_to).
+    """
+    columns = (Record.key, Record.data, Record.valid_from, Record.valid_to)
+    started = select(*columns).where(
+        Record.entity_id == entity_id, Record.valid_from > old, Record.valid_from <= new)
+    ended = select(*columns).where(
+        Record.entity_id == entity_id, Record.valid_to > old, Record.valid_to <= new)
+    return [(k, d, f, t) for stmt in (started, ended) for k, d, f, t in session.execute(stmt)]
+
+
+def key_rows(session: Session, entity_id: str, key: str) -> list[tuple[int, int | None, str]]:
+    """Every row ever stored for one key of an entity, oldest first."""
+    stmt = (select(Record.valid_from, Record.valid_to, Record.data)
+            .where(Record.entity_id == entity_id, Record.key == key)
+            .order_by(Record.valid_from))
+    return [(vf, vt, data) for vf, vt, data in session.execute(stmt)]
+
+
+def bulk_insert(session: Session, model: type[DeclarativeBase], columns: Sequence[str],
+                rows: Iterable[Sequence[Any]]) -> int:
+    """Insert many rows in the session's transaction; return how many.
+
+    PostgreSQL takes them by COPY (one stream, no statement per row: a first load of a
+    million records would otherwise spend most of its time in round trips); other
+    databases by batches of executemany. ``rows`` may be a stream.
+    """
+    connection = session.connection()
+    table = cast(Table, model.__table__)
+    if connection.dialect.name == "postgresql":
+        quote = connection.dialect.identifier_preparer.quote
+        names = ", ".join(quote(c) for c in columns)
+        statement = f"COPY {quote(table.name)} ({names}) FROM STDIN"
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        count = 0
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+        return count
+    count = 0
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(dict(zip(columns, row, strict=True)))
+        if len(batch) == INSERT_BATCH:
+            session.execute(insert(table), batch)
+            count += len(batch)
+            batch = []
+    if batch:
+        session.execute(insert(table), batch)
+        count += len(batch)
+    return count
+
+
+# --- staged changes -------------------------------------------------------------------------
+
+def in_set(frozen_for: int | None) -> ColumnElement[bool]:
+    """The staged changes of the open draft (None) or of a release's frozen set."""
+    if frozen_for is None:
+        return StagedChange.frozen_for.is_(None)
+    return StagedChange.frozen_for == frozen_for
+
+
+def staged(session: Session, entity_id: str, frozen_for: int | None = None) -> Staged:
+    """key -> (op, data, load id) of an entity's changes in one set."""
+    stmt = select(StagedChange.key, StagedChange.op, StagedChange.data, StagedChange.load_id
+                  ).where(StagedChange.entity_id == entity_id, in_set(frozen_for))
+    return {key: (op, data, load_id) for key, op, data, load_id in session.execute(stmt)}
+
+
+def staged_in_key_order(session: Session, entity_id: str,
+                        frozen_for: int | None) -> list[tuple[str, str, str | None]]:
+    stmt = (select(StagedChange.key, StagedChange.op, StagedChange.data)
+            .where(StagedChange.entity_id == entity_id, in_set(frozen_for))
+            .order_by(StagedChange.key))
+    return [(key, op, data) for key, op, data in session.execute(stmt)]
+
+
+def staged_entities(session: Session, frozen_for: int | None = None) -> set[str]:
+    """The entities a set changes."""
+    return set(session.scalars(select(StagedChange.entity_id).where(in_set(frozen_for))
+                               .distinct()))
+
+
+def has_staged(session: Session, frozen_for: int | None = None) -> bool:
+    stmt = select(StagedChange.id).where(in_set(frozen_for)).limit(1)
+    return session.execute(stmt).first() is not None
+
+
+def count_staged(session: Session, frozen_for: int | None = None) -> int:
+    return session.scalar(select(func.count()).select_from(StagedChange)
+                          .where(in_set(frozen_for))) or 0
+
+
+def has_staged_upserts(session: Session, entity_id: str) -> bool:
+    """Whether the open draft adds or changes records of an entity."""
+    stmt = select(StagedChange.id).where(StagedChange.entity_id == entity_id,
+                                         StagedChange.op == "upsert", in_set(None)).limit(1)
+    return session.execute(stmt).first() is not None
+
+
+def base_rows(session: Session, entity_id: str) -> Rows:
+    """key -> data of an entity as the next release will leave it: the latest version with
+    the frozen set (if any) on top; the open draft is the net change against this."""
+    frozen = frozen_release(session)
+    live = live_rows(session, entity_id)
+    if frozen is None:
+        return live
+    return overlay(live, ((key, op, data) for key, (op, data, _) in
+                          staged(session, entity_id, frozen.id).items()))
+
+
+def draft_rows(session: Session, entity_id: str) -> Rows:
+    """key -> data of an entity as the open draft stands (its base with its changes on top)."""
+    return overlay(base_rows(session, entity_id),
+                   ((key, op, data) for key, (op, data, _) in
+                    staged(session, entity_id).items()))
+
+
+def replace_staged(session: Session, entity_id: str, frozen_for: int | None,
+                   rows: Iterable[tuple[str, str, str | None, int | None]]) -> None:
+    """Replace an entity's changes in one set by ``rows`` (key, op, data, load id)."""
+    session.execute(delete(StagedChange).where(StagedChange.entity_id == entity_id,
+                                               in_set(frozen_for)))
+    bulk_insert(session, StagedChange,
+                ["frozen_for", "entity_id", "key", "op", "data", "load_id"],
+                ((frozen_for, entity_id, key, op, data, load_id)
+                 for key, op, data, load_id in rows))
+
+
+def drop_staged(session: Session, entity_id: str, keys: Iterable[str],
+                frozen_for: int | None = None) -> None:
+    for key in keys:
+        session.execute(delete(StagedChange).where(
+            StagedChange.entity_id == entity_id, StagedChange.key == key, in_set(frozen_for)))
+
+
+def discard_staged(session: Session, frozen_for: int | None = None) -> int:
+    """Drop every change of one set; return how many there were."""
+    result = session.execute(delete(StagedChange).where(in_set(frozen_for)))
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def freeze_open_draft(session: Session, release_id: int) -> int:
+    """Make the open draft the release's frozen set; return how many changes moved."""
+    result = session.execute(update(StagedChange).where(in_set(None))
+                             .values(frozen_for=release_id))
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def frozen_changes(session: Session,
+                   release_id: int) -> list[tuple[str, str, str, str | None, int | None]]:
+    """(entity, key, op, data, load id) of a release's frozen set."""
+    stmt = select(StagedChange.entity_id, StagedChange.key, StagedChange.op,
+                  StagedChange.data, StagedChange.load_id).where(in_set(release_id))
+    return [tuple(row) for row in session.execute(stmt)]  # type: ignore[misc]
+
+
+def open_keys(session: Session) -> set[tuple[str, str]]:
+    return {(e, k) for e, k in session.execute(
+        select(StagedChange.entity_id, StagedChange.key).where(in_set(None)))}
+
+
+def add_to_open_draft(session: Session,
+                      changes: Iterable[tuple[str, str, str, str | None, int | None]]) -> None:
+    rows = [{"frozen_for": None, "entity_id": e, "key": k, "op": op, "data": data,
+             "load_id": load_id} for e, k, op, data, load_id in changes]
+    if rows:
+        session.execute(insert(StagedChange), rows)
+
+
+def draft_summary(session: Session) -> dict[str, dict[str, int]]:
+    """Count the open draft's inserts, updates and deletes per entity."""
+    summary: dict[str, dict[str, int]] = {}
+    live = (select(Record.id).where(Record.entity_id == StagedChange.entity_id,
+                                    Record.key == StagedChange.key,
+                                    Record.valid_to.is_(None)).exists())
+    stmt = (select(StagedChange.entity_id, StagedChange.op, live.label("live"), func.count())
+            .where(in_set(None))
+            .group_by(StagedChange.entity_id, StagedChange.op, "live"))
+    for eid, op, is_live, n in session.execute(stmt):
+        entry = summary.setdefault(eid, {"inserts": 0, "updates": 0, "deletes": 0})
+        if op == "delete":
+            entry["deletes"] += n
+        elif is_live:
+            entry["updates"] += n
+        else:
+            entry["inserts"] += n
+    return summary
+
+
+def apply_staged(session: Session, number: int, frozen_for: int | None = None) -> None:
+    """Turn a set of staged changes into version ``number``'s rows, and empty the set.
+
+    Every live row that the changes update or delete ends at ``number``; every upsert starts
+    a new row there. Rows of older versions are never touched, so they stay exact.
+    """
+    chosen = in_set(frozen_for)
+    touched = exists().where(StagedChange.entity_id == Record.entity_id,
+                             StagedChange.key == Record.key, chosen)
+    session.execute(update(Record).where(Record.valid_to.is_(None), touched)
+                    .values(valid_to=number).execution_options(synchronize_session=False))
+    session.execute(insert(Record).from_select(
+        ["entity_id", "key", "data", "valid_from"],
+        select(StagedChange.entity_id, StagedChange.key, StagedChange.data,
+               literal(number, Integer()))
+        .where(StagedChange.op == "upsert", chosen)))
+    session.execute(delete(StagedChange).where(chosen))
+
+
+# --- loads ----------------------------------------------------------------------------------
+
+def recent_loads(session: Session, limit: int = 200) -> list[Load]:
+    return list(session.scalars(select(Load).order_by(Load.id.desc()).limit(limit)))
+
+
+def loads_of(session: Session, version: int) -> list[Load]:
+    return list(session.scalars(select(Load).where(Load.version == version)
+                                .order_by(Load.id)))
+
+
+def has_loads(session: Session) -> bool:
+    return session.scalars(select(Load.id).limit(1)).first() is not None
+
+
+def assign_loads(session: Session, number: int, release_id: int | None) -> None:
+    """Mark the loads a publication carries with its version number.
+
+    Publishing a release's frozen set carries every unpublished load but those that went to
+    another release's open draft (they wait for it).
+    """
+    loads = update(Load).where(Load.version.is_(None))
+    if release_id is not None:
+        loads = loads.where(Load.id.not_in(select(ReleaseLoad.load_id).where(
+            ReleaseLoad.release_id != release_id)))
+    session.execute(loads.values(version=number))
+
+
+def load_ids_of(session: Session, version: int) -> list[int]:
+    return list(session.scalars(select(Load.id).where(Load.version == version)
+                                .order_by(Load.id)))
+
+
+# --- releases -------------------------------------------------------------------------------
+
+def get_release(session: Session, release_id: int, *, fresh: bool = False) -> Release | None:
+    """A release by id; ``fresh`` re-reads it as the current transaction sees it."""
+    if not 1 <= release_id <= 2**31 - 1:
+        return None
+    stmt = select(Release).where(Release.id == release_id)
+    if fresh:
+        stmt = stmt.execution_options(populate_existing=True)
+    return session.scalars(stmt).first()
+
+
+def frozen_release(session: Session) -> Release | None:
+    """The release whose frozen set waits to publish (there is at most one)."""
+    return session.scalars(select(Release).where(
+        Release.state.in_(HOLDING), Release.frozen_at.is_not(None))
+        .order_by(Release.publish_at).limit(1)).first()
+
+
+def open_release(session: Session) -> Release | None:
+    """The next planned release: the one the open draft goes to."""
+    return session.scalars(select(Release).where(Release.state == ReleaseState.PLANNED)
+                           .order_by(Release.publish_at, Release.id).limit(1)).first()
+
+
+def releases(session: Session, states: Iterable[str] | None = None) -> list[Release]:
+    """Releases by publish time (all, or those in ``states``)."""
+    stmt = select(Release).order_by(Release.publish_at, Release.id)
+    if states is not None:
+        stmt = stmt.where(Release.state.in_(list(states)))
+    return list(session.scalars(stmt))
+
+
+def scheduled_releases(session: Session) -> list[Release]:
+    """Releases the scheduler still has steps for, read afresh."""
+    return list(session.scalars(select(Release).where(Release.state.in_(SCHEDULED))
+                                .order_by(Release.publish_at, Release.id)
+                                .execution_options(populate_existing=True)))
+
+
+def release_planning(session: Session, version: int, *, other_than: int | None,
+                     states: Iterable[str]) -> int | None:
+    """The id of another release in ``states`` that plans ``version``, if any."""
+    return session.scalars(select(Release.id).where(
+        Release.version == version, Release.state.in_(list(states)),
+        Release.id != (other_than or 0))).first()
+
+
+def last_publish_at(session: Session, states: Iterable[str]) -> Any:
+    return session.scalars(select(Release.publish_at).where(Release.state.in_(list(states)))
+                           .order_by(Release.publish_at.desc()).limit(1)).first()
+
+
+def load_release(session: Session, load_id: int) -> Release | None:
+    """The release a load went to (none when no release was planned)."""
+    return session.scalars(select(Release).join(
+        ReleaseLoad, ReleaseLoad.release_id == Release.id)
+        .where(ReleaseLoad.load_id == load_id)).first()
+
+
+# --- the working catalogue ------------------------------------------------------------------
+
+def working_catalogue(session: Session) -> Catalogue:
+    """The catalogue that loads are validated against and the next version will carry."""
+    rows = session.scalars(select(CatalogueEntity).order_by(CatalogueEntity.position))
+    return Catalogue(_to_def(row) for row in rows)
+
+
+def _to_def(row: CatalogueEntity) -> EntityDef:
+    return EntityDef(
+        id=row.id, name=row.name, source=row.source, key=tuple(row.key),
+        effective_from=row.effective_from, effective_to=row.effective_to,
+        description=row.description,
+        fields=tuple(FieldDef(id=f.id, name=f.name, type=f.type, required=f.required,
+                              max_length=f.max_length,
+                              values=tuple(f.values) if f.values is not None else None,
+                              description=f.description) for f in row.fields),
+    )
+
+
+def _field_row(fdef: FieldDef, position: int) -> CatalogueField:
+    return CatalogueField(id=fdef.id, position=position, name=fdef.name, type=fdef.type,
+                          required=fdef.required, max_length=fdef.max_length,
+                          values=list(fdef.values) if fdef.values is not None else None,
+                          description=fdef.description)
+
+
+def add_entity(session: Session, entity: EntityDef) -> None:
+    """Add an entity definition at the end of the working catalogue."""
+    position = session.scalar(select(func.coalesce(func.max(CatalogueEntity.position), 0))) or 0
+    session.add(CatalogueEntity(
+        id=entity.id, position=position + 1, name=entity.name, source=entity.source,
+        description=entity.description, key=list(entity.key),
+        effective_from=entity.effective_from, effective_to=entity.effective_to,
+        fields=[_field_row(f, i) for i, f in enumerate(entity.fields, start=1)]))
+    session.flush()
+
+
+def entity_definition(session: Session, entity_id: str) -> EntityDef | None:
+    row = session.get(CatalogueEntity, entity_id)
+    return _to_def(row) if row is not None else None
+
+
+def add_field(session: Session, entity_id: str, new: FieldDef) -> None:
+    """Add a data item at the end of an entity's fields."""
+    row = session.get(CatalogueEntity, entity_id)
+    assert row is not None
+    row.fields.append(_field_row(new, len(row.fields) + 1))
+    session.flush()
+
+
+def catalogue_is_empty(session: Session) -> bool:
+    return not session.scalar(select(func.count()).select_from(CatalogueEntity))

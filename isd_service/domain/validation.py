@@ -1,0 +1,257 @@
+"""Technical validation of parsed rows against the catalogue (pure, no Flask or ORM).
+
+Only technical checks, as the market asks: types, lengths, required fields, enumerations,
+unique keys and effective-to not before effective-from. No business rules (a record may
+name a participant that no other entity knows).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from isd_service.domain.catalogue import EntityDef, FieldDef
+from isd_service.domain.errors import Invalid
+from isd_service.domain.records import decode, encoder_for, key_text
+
+MAX_REPORTED_VALUE = 100
+INT_RANGE = 2**63
+_INTEGER = re.compile(r"^-?[0-9]{1,19}$")
+_MDD_DATE = re.compile(r"^([0-9]{2})/([0-9]{2})/([0-9]{4})$")
+_ISO_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
+_TIME = re.compile(r"^([0-9]{2}):([0-9]{2})$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Dates, times and integers repeat across a file's rows: their typed values are remembered,
+# up to this many distinct texts per field, instead of being parsed again.
+CACHED_VALUES = 100_000
+
+
+@dataclass
+class Problem:
+    """One thing wrong with the input: where it is and why it is refused."""
+
+    message: str
+    entity: str | None = None
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+    value: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        value = self.value
+        if isinstance(value, str) and len(value) > MAX_REPORTED_VALUE:
+            value = value[:MAX_REPORTED_VALUE] + "..."
+        return {"entity": self.entity, "file": self.file, "line": self.line,
+                "field": self.field, "value": value, "message": self.message}
+
+
+class LoadRejected(Invalid):
+    """The input was refused; nothing was changed. ``problems`` lists every reason."""
+
+    slug = "invalid-input"
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the input")
+
+    @property
+    def detail(self) -> str:
+        return (f"the load was refused and nothing was changed: {len(self.problems)} "
+                "problem(s) in the input")
+
+
+@dataclass(slots=True)
+class RawRow:
+    """A row as a format read it: its line (or record number) and raw values by field id."""
+
+    line: int
+    values: dict[str, Any]
+
+
+@dataclass
+class Validated:
+    """Rows of one entity that passed, keyed by their key text.
+
+    A record is kept only in its stored form (records.encode): a load of millions of
+    records holds one string per record, not a dictionary.
+    """
+
+    entity: EntityDef
+    file: str | None
+    data: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def records(self) -> dict[str, dict[str, Any]]:
+        """The typed records by key (decoded afresh: for small loads and reports)."""
+        return {key: decode(data) for key, data in self.data.items()}
+
+
+def coerce(fdef: FieldDef, raw: Any, *, dates: str = "iso") -> Any:
+    """Turn one raw value into its typed, canonical form; None is no value.
+
+    Raises ValueError with a message meant for the person who sent the file.
+    """
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise ValueError(f"expected a {fdef.type} as text, got {type(raw).__name__}")
+    if fdef.type == "integer":
+        if isinstance(raw, int):
+            value = raw
+        elif _INTEGER.match(raw):
+            value = int(raw)
+        else:
+            raise ValueError("not an integer")
+        if not -INT_RANGE < value < INT_RANGE:
+            raise ValueError("integer out of range")
+        return value
+    if not isinstance(raw, str):
+        raise ValueError(f"expected text for a {fdef.type} field, got a number")
+    if _CONTROL.search(raw):
+        raise ValueError("contains a control character (tab, newline, NUL ...)")
+    if fdef.type == "string":
+        if fdef.max_length is not None and len(raw) > fdef.max_length:
+            raise ValueError(f"longer than {fdef.max_length} characters ({len(raw)})")
+        return raw
+    if fdef.type == "enum":
+        assert fdef.values is not None
+        if raw not in fdef.values:
+            raise ValueError(f"not one of {', '.join(fdef.values)}")
+        return raw
+    if fdef.type == "date":
+        return _coerce_date(raw, dates)
+    if fdef.type == "time":
+        m = _TIME.match(raw)
+        if not m:
+            raise ValueError("not a time of day as HH:MM")
+        hours, minutes = int(m.group(1)), int(m.group(2))
+        if not ((hours < 24 and minutes < 60) or (hours == 24 and minutes == 0)):
+            raise ValueError("not a time of day (00:00 to 24:00)")
+        return raw
+    raise ValueError(f"unknown field type {fdef.type}")
+
+
+def _coerce_date(raw: str, dates: str) -> str:
+    if dates == "mdd":
+        m = _MDD_DATE.match(raw)
+        if not m:
+            raise ValueError("not a date as dd/mm/yyyy")
+        day, month, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    else:
+        m = _ISO_DATE.match(raw)
+        if not m:
+            raise ValueError("not a date as YYYY-MM-DD")
+        year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    try:
+        return date(year, month, day).isoformat()
+    except ValueError as exc:
+        raise ValueError(f"impossible date ({exc})") from None
+
+
+Check = Callable[[Any], Any]
+
+
+def checker(fdef: FieldDef, *, dates: str = "iso") -> Check:
+    """Return ``coerce`` for one field, made fast for the text values files hold.
+
+    The usual value takes a short path; anything unusual goes through ``coerce``, so the
+    answers and the error messages are always coerce's.
+    """
+    def slow(raw: Any) -> Any:
+        return coerce(fdef, raw, dates=dates)
+
+    if fdef.type == "string":
+        limit = fdef.max_length if fdef.max_length is not None else float("inf")
+        control = _CONTROL.search
+
+        def check_string(raw: Any) -> Any:
+            if type(raw) is str and raw and len(raw) <= limit and not control(raw):
+                return raw
+            return slow(raw)
+        return check_string
+    if fdef.type == "enum":
+        allowed = frozenset(fdef.values or ())
+
+        def check_enum(raw: Any) -> Any:
+            if type(raw) is str and raw in allowed:
+                return raw
+            return slow(raw)
+        return check_enum
+    cache: dict[str, Any] = {}
+
+    def check_cached(raw: Any) -> Any:
+        if type(raw) is not str:  # True == 1: only texts may share a remembered answer
+            return slow(raw)
+        try:
+            return cache[raw]
+        except KeyError:
+            value = slow(raw)
+            if len(cache) < CACHED_VALUES:
+                cache[raw] = value
+            return value
+    return check_cached
+
+
+def validate_rows(
+    entity: EntityDef,
+    rows: Iterable[RawRow],
+    *,
+    dates: str = "iso",
+    file: str | None = None,
+    keys_only: bool = False,
+) -> tuple[Validated, list[Problem]]:
+    """Check every row of one entity; return the valid records and every problem found.
+
+    With ``keys_only`` (delete loads) only the key fields are read and checked. ``rows``
+    may be a stream: each row is checked, kept in its stored form and let go.
+    """
+    result = Validated(entity=entity, file=file)
+    data, lines = result.data, result.lines
+    problems: list[Problem] = []
+    fields = [entity.field(k) for k in entity.key] if keys_only else list(entity.fields)
+    checks = [(f.id, f.required, checker(f, dates=dates)) for f in fields if f is not None]
+    encode = encoder_for(entity)
+    eff_from, eff_to = entity.effective_from or "", entity.effective_to or ""
+    dated = not keys_only and bool(eff_from and eff_to)
+    for row in rows:
+        values = row.values
+        record: dict[str, Any] = {}
+        row_ok = True
+        for fid, required, check in checks:
+            raw = values.get(fid)
+            try:
+                value = check(raw)
+            except ValueError as exc:
+                problems.append(Problem(str(exc), entity.id, file, row.line, fid, raw))
+                row_ok = False
+                continue
+            if value is None:
+                if required:
+                    problems.append(Problem("required value is missing", entity.id, file,
+                                            row.line, fid, raw))
+                    row_ok = False
+                continue
+            record[fid] = value
+        if not row_ok:
+            continue
+        if dated:
+            start, end = record.get(eff_from), record.get(eff_to)
+            if start is not None and end is not None and end < start:
+                problems.append(Problem(
+                    f"effective-to date is before effective-from date ({values.get(eff_from)})",
+                    entity.id, file, row.line, eff_to, values.get(eff_to)))
+                continue
+        key = key_text(entity, record)
+        if key in data:
+            problems.append(Problem(
+                f"duplicate key: the same {', '.join(entity.key)} is on line "
+                f"{lines[key]}", entity.id, file, row.line, entity.key[0],
+                record[entity.key[0]]))
+            continue
+        data[key] = encode(record)
+        lines[key] = row.line
+    return result, problems

@@ -1,0 +1,145 @@
+"""Admin API (bearer token): loads, the draft, publications and catalogue changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from isd_service.adapters import repository
+from isd_service.adapters.orm import Load
+from isd_service.domain.catalogue import Catalogue, catalogue_changes
+from isd_service.domain.formats import InputFile
+from isd_service.domain.manifest import manifest
+from isd_service.domain.moments import iso_utc
+from isd_service.domain.ownership import restricted_organisation
+from isd_service.entrypoints.api.guard import caller, protect
+from isd_service.entrypoints.api.schemas import LoadForm, PublicationBody, json_body, parse
+from isd_service.entrypoints.errors import ApiError
+from isd_service.entrypoints.flask_db import session, uow
+from isd_service.service_layer import catalogue, drafts, publishing
+from isd_service.service_layer.calendar import release_dict
+
+bp = Blueprint("admin", __name__)
+
+
+protect(bp)
+
+
+def load_summary(load: Load) -> dict[str, Any]:
+    return {"id": load.id, "created_at": iso_utc(load.created_at), "actor": load.actor,
+            "organisation": load.organisation, "format": load.format, "mode": load.mode,
+            "files": load.files, "sha256": load.sha256, "inserted": load.inserted,
+            "updated": load.updated, "deleted": load.deleted, "unchanged": load.unchanged,
+            "entities": load.entities, "version": load.version}
+
+
+def require_multipart() -> None:
+    if not request.mimetype.startswith("multipart/form-data"):
+        raise ApiError(415, "send the files as multipart/form-data",
+                       slug="unsupported-media-type")
+
+
+def uploaded_files() -> list[InputFile]:
+    """The files of a multipart load request (422 if it has none)."""
+    files = [InputFile(name=f.filename or "upload", data=f.read())
+             for name in request.files for f in request.files.getlist(name)]
+    if not files:
+        raise ApiError(422, "no file in the request: send one or more files",
+                       slug="invalid-input")
+    return files
+
+
+def load_files(form: dict[str, Any], files: list[InputFile], target: str = "open") -> Load:
+    """Load the request's files as the caller, under the ownership policy."""
+    who = caller()
+    return drafts.load(uow(), files=files, fmt=form["format"], mode=form["mode"],
+                       entity_id=form.get("entity"), actor=who.actor,
+                       organisation=who.organisation, target=target,
+                       restricted_to=restricted_organisation(
+                           who, current_app.config["ADMIN_ORG"]),
+                       ownership_fields=current_app.config["OWNERSHIP"])
+
+
+@bp.post("/loads")
+def post_load() -> Any:
+    caller().require("loader", "publisher")
+    require_multipart()
+    form = parse(LoadForm(), request.form, status=422, what="form")
+    record = load_files(form, uploaded_files())
+    return {**load_summary(record), **release_of(record)}, 201
+
+
+def release_of(record: Load) -> dict[str, Any]:
+    """Say which release a load went to, and why when a frozen release is skipped."""
+    db = session()
+    release = repository.load_release(db, record.id)
+    frozen = repository.frozen_release(db)
+    out: dict[str, Any] = {"release": release_dict(release) if release else None}
+    if frozen is not None and (release is None or release.id != frozen.id):
+        out["note"] = (f"release {frozen.id} (version {frozen.version}) is frozen since its "
+                       "change-request deadline; this load goes to the following release")
+    return out
+
+
+@bp.get("/loads")
+def list_loads() -> Any:
+    caller().require("loader", "publisher")
+    return {"loads": [load_summary(ld) for ld in repository.recent_loads(session())]}
+
+
+@bp.get("/draft")
+def get_draft() -> Any:
+    """What the next publication would change, per entity, and the catalogue changes."""
+    caller().require("loader", "publisher")
+    db = session()
+    latest = repository.latest_version(db)
+    working = repository.working_catalogue(db)
+    old = Catalogue.from_list(latest.catalogue) if latest else Catalogue([])
+    entities = repository.draft_summary(db)
+    changes = catalogue_changes(old, working)
+    return {
+        "base_version": latest.number if latest else None,
+        "next_version": latest.number + 1 if latest else None,
+        "entities": entities,
+        "catalogue": changes,
+        "empty": not entities and not changes and latest is not None,
+    }
+
+
+@bp.delete("/draft")
+def delete_draft() -> Any:
+    caller().require("publisher")
+    return {"discarded": drafts.discard(uow(), actor=caller().actor,
+                                        organisation=caller().organisation)}
+
+
+@bp.post("/publications")
+def post_publication() -> Any:
+    caller().require("publisher")
+    body = parse(PublicationBody(), json_body() if request.content_length else {},
+                 status=422, what="body")
+    version = publishing.publish(uow(), actor=caller().actor,
+                                 organisation=caller().organisation,
+                                 version=body.get("version"),
+                                 go_live_date=body.get("go_live_date"), force=body["force"])
+    return manifest(version), 201
+
+
+@bp.post("/catalogue/entities")
+def post_entity() -> Any:
+    """Add a new entity (definition in the shape of GET /catalogue's entities)."""
+    caller().require("admin")
+    entity = catalogue.add_entity(uow(), json_body(), actor=caller().actor,
+                                  organisation=caller().organisation)
+    return entity.to_dict(), 201
+
+
+@bp.post("/catalogue/entities/<string:entity_id>/fields")
+def post_field(entity_id: str) -> Any:
+    """Add a new data item to an entity; it goes out with the next version."""
+    caller().require("admin")
+    new = catalogue.add_field(uow(), entity_id, json_body(), actor=caller().actor,
+                              organisation=caller().organisation)
+    current_app.logger.info("field %s added to %s", new.id, entity_id)
+    return new.to_dict(), 201

@@ -1,0 +1,256 @@
+"""Public reads, no login: catalogue, versions, snapshots, MDD files, deltas, records."""
+
+from __future__ import annotations
+
+import re
+from contextlib import closing
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request, url_for
+
+from isd_service.adapters import repository
+from isd_service.adapters.orm import Version
+from isd_service.adapters.signing import public_key_pem, sign
+from isd_service.domain import cursors
+from isd_service.domain.catalogue import Catalogue, EntityDef
+from isd_service.domain.manifest import manifest
+from isd_service.domain.records import decode, project
+from isd_service.domain.snapshot import entities_of
+from isd_service.domain.validation import coerce
+from isd_service.entrypoints.api.caching import (
+    bytes_response,
+    downloads,
+    json_bytes,
+    json_response,
+    send,
+)
+from isd_service.entrypoints.api.schemas import (
+    MAX_VERSION,
+    CatalogueQuery,
+    DeltaQuery,
+    PageQuery,
+    RecordsQuery,
+    SnapshotQuery,
+    parse,
+)
+from isd_service.entrypoints.errors import ApiError
+from isd_service.entrypoints.flask_db import session
+from isd_service.service_layer.downloads import MIMETYPES, version_manifest
+
+bp = Blueprint("public", __name__)
+
+
+def _version(number: int) -> Version:
+    version = repository.get_version(session(), number)
+    if version is None:
+        raise ApiError(404, f"version {number} has not been published", slug="no-such-version")
+    return version
+
+
+def _latest() -> Version:
+    version = repository.latest_version(session())
+    if version is None:
+        raise ApiError(404, "no version has been published yet", slug="no-such-version")
+    return version
+
+
+@bp.get("/catalogue")
+def get_catalogue() -> Any:
+    """The working catalogue, or with ?version=N the one version N was published with."""
+    args = parse(CatalogueQuery(), request.args)
+    if "version" in args:
+        version = _version(args["version"])
+        return {"version": version.number, "entities": version.catalogue}
+    return {"version": None,
+            "entities": repository.working_catalogue(session()).to_list()}
+
+
+@bp.get("/versions")
+def list_versions() -> Any:
+    """Published versions, newest first; `cursor` is the number to continue below."""
+    args = parse(PageQuery(), request.args)
+    limit = args.get("limit", 100)
+    below = None
+    if "cursor" in args:
+        cursor = args["cursor"]
+        if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_VERSION:
+            raise ApiError(400, "cursor must be a version number", slug="invalid-request")
+        below = int(cursor)
+    rows = repository.versions_page(session(), limit + 1, below)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = str(rows[-1].number) if more and rows else None
+    return json_response({
+        "versions": [manifest(v) for v in rows],
+        "next_cursor": next_cursor,
+        "next": url_for(".list_versions", limit=limit, cursor=next_cursor)
+        if next_cursor else None,
+    }, immutable=False)
+
+
+@bp.get("/versions/latest")
+def get_latest() -> Any:
+    return json_response(manifest(_latest()), immutable=False)
+
+
+@bp.get("/versions/<int(signed=True):number>")
+def get_manifest(number: int) -> Any:
+    return bytes_response(_manifest_bytes(number), "application/json", immutable=True)
+
+
+def _manifest_bytes(number: int) -> bytes:
+    version = _version(number)
+    loads = repository.loads_of(session(), number)
+    return json_bytes(version_manifest(downloads(), version, loads))
+
+
+@bp.get("/versions/<int(signed=True):number>/manifest.sig")
+def get_manifest_signature(number: int) -> Response:
+    """The Ed25519 signature (base64) of the exact bytes of /versions/{n}."""
+    data = sign(_signing_key_file(), _manifest_bytes(number))
+    return bytes_response(data.encode("ascii"), "text/plain", immutable=True)
+
+
+@bp.get("/signing-key")
+def get_signing_key() -> Response:
+    """The public key that manifests are signed with (PEM)."""
+    return bytes_response(public_key_pem(_signing_key_file()), "application/x-pem-file",
+                          immutable=False)
+
+
+def _signing_key_file() -> str:
+    name = current_app.config.get("SIGNING_KEY_FILE")
+    if not name:
+        raise ApiError(404, "this service does not sign its manifests", slug="not-signed")
+    return str(name)
+
+
+@bp.get("/versions/<int(signed=True):number>/SHA256SUMS")
+def get_sha256sums(number: int) -> Response:
+    """The hashes of the manifest's downloads, in the format `sha256sum -c` reads."""
+    version = _version(number)
+    return send(downloads().sums(version), mimetype="text/plain",
+                download_name="SHA256SUMS", version=version, immutable=True)
+
+
+@bp.get("/versions/<int(signed=True):number>/snapshot")
+def get_snapshot(number: int) -> Response:
+    args = parse(SnapshotQuery(), request.args)
+    version = _version(number)
+    entity = args.get("entity")
+    try:
+        entities_of(version, entity)
+    except LookupError as exc:
+        raise ApiError(404, str(exc), slug="no-such-entity") from None
+    fmt = args["format"]
+    built, name = downloads().snapshot(version, fmt, entity)
+    return send(built, mimetype=MIMETYPES[fmt], download_name=name, version=version,
+                immutable=True, attachment=fmt == "csv")
+
+
+@bp.get("/versions/<int(signed=True):number>/mdd/<string:name>")
+def get_mdd_file(number: int, name: str) -> Response:
+    """One entity in the Elexon MDD CSV layout: `<Stem>.csv` (or `<Stem>_<N>.csv`)."""
+    version = _version(number)
+    catalogue = Catalogue.from_list(version.catalogue)
+    stem = name[:-4] if name.lower().endswith(".csv") else name
+    entity = catalogue.by_source(stem)
+    if entity is None and stem.endswith(f"_{number}"):
+        entity = catalogue.by_source(stem[: -len(f"_{number}")])
+    if entity is None:
+        raise ApiError(404, f"version {number} has no entity with the MDD name {stem!r}",
+                       slug="no-such-entity")
+    built, filename = downloads().mdd_file(version, entity)
+    return send(built, mimetype="text/csv", download_name=filename, version=version,
+                immutable=True, attachment=True)
+
+
+@bp.get("/deltas")
+def get_delta() -> Response:
+    """Net changes from version `from` (0: empty) to `to` (default: latest)."""
+    args = parse(DeltaQuery(), request.args)
+    new = _version(args["to"]) if "to" in args else _latest()
+    old = _version(args["from_"]) if args["from_"] else None
+    if old is not None and old.number > new.number:
+        raise ApiError(400, f"from ({old.number}) must not be after to ({new.number})",
+                       slug="invalid-request")
+    entity = args.get("entity")
+    if entity is not None and not any(entity in Catalogue.from_list(v.catalogue)
+                                      for v in (old, new) if v is not None):
+        raise ApiError(404, f"entity {entity!r} is in neither version", slug="no-such-entity")
+    # Both ends named: the delta never changes. Without `to` it follows the latest version.
+    built, name = downloads().delta(old, new, entity, args["format"])
+    return send(built, mimetype=MIMETYPES[args["format"]], download_name=name, version=new,
+                immutable="to" in args)
+
+
+@bp.get("/entities/<string:entity_id>/records")
+def get_records(entity_id: str) -> Any:
+    """Records of an entity in a version, filtered by field values and validity date."""
+    known = {"version", "effective_on", "limit", "cursor"}
+    args = parse(RecordsQuery(), {k: v for k, v in request.args.items() if k in known})
+    version = _version(args["version"]) if "version" in args else _latest()
+    entity = Catalogue.from_list(version.catalogue).get(entity_id)
+    if entity is None:
+        raise ApiError(404, f"entity {entity_id!r} is not in version {version.number}",
+                       slug="no-such-entity")
+    filters = _filters(entity, {k: v for k, v in request.args.items() if k not in known})
+    on = args.get("effective_on")
+    if on is not None and entity.effective_from is None:
+        raise ApiError(400, f"{entity_id} has no effective dates to filter on",
+                       slug="invalid-request")
+    limit = args.get("limit", 100)
+    after = _cursor(args["cursor"]) if "cursor" in args else None
+    records: list[dict[str, Any]] = []
+    last_key = None
+    with closing(repository.iter_snapshot(session(), entity.id, version.number,
+                                          after_key=after)) as rows:
+        for key, data in rows:
+            record = project(entity, decode(data))
+            if all(record.get(f) == v for f, v in filters.items()) and _in_force(
+                    entity, record, on):
+                if len(records) == limit:
+                    break
+                records.append(record)
+                last_key = key
+        else:
+            last_key = None
+    cursor = cursors.encode(last_key) if last_key is not None else None
+    return {"entity": entity.id, "version": version.number, "records": records,
+            "next_cursor": cursor}
+
+
+def _filters(entity: EntityDef, raw: dict[str, str]) -> dict[str, Any]:
+    filters: dict[str, Any] = {}
+    errors = []
+    for name, value in raw.items():
+        fdef = entity.field(name)
+        if fdef is None:
+            errors.append({"field": name, "message": f"unknown parameter: not a field of "
+                                                     f"{entity.id}"})
+            continue
+        try:
+            filters[name] = coerce(fdef, value, dates="iso")
+        except ValueError as exc:
+            errors.append({"field": name, "message": str(exc)})
+    if errors:
+        raise ApiError(400, "the request's query is not valid", slug="invalid-request",
+                       errors=errors)
+    return filters
+
+
+def _in_force(entity: EntityDef, record: dict[str, Any], on: Any) -> bool:
+    if on is None or entity.effective_from is None:
+        return True
+    day = on.isoformat()
+    start = record.get(entity.effective_from)
+    end = record.get(entity.effective_to) if entity.effective_to else None
+    return (start is None or start <= day) and (end is None or day <= end)
+
+
+def _cursor(cursor: str) -> str:
+    try:
+        return cursors.decode_key(cursor)
+    except ValueError:
+        raise ApiError(400, "cursor is not one this service gave out",
+                       slug="invalid-request") from None

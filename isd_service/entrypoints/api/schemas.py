@@ -1,0 +1,85 @@
+"""Marshmallow schemas for what the API accepts: query strings, forms and JSON bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from isd_service.domain.formats import FORMATS
+from isd_service.domain.staging import MODES
+from isd_service.entrypoints.errors import ApiError, schema_errors
+
+MAX_VERSION = 2**31 - 1
+Version = fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_VERSION))
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class SnapshotQuery(Strict):
+    format = fields.String(load_default="json",
+                           validate=validate.OneOf(["json", "ndjson", "csv"]))
+    entity = fields.String(validate=validate.Length(min=1, max=63))
+
+
+class DeltaQuery(Strict):
+    from_ = fields.Integer(data_key="from", required=True,
+                           validate=validate.Range(min=0, max=MAX_VERSION))
+    to = fields.Integer(validate=validate.Range(min=1, max=MAX_VERSION))
+    entity = fields.String(validate=validate.Length(min=1, max=63))
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "ndjson"]))
+
+
+class PageQuery(Strict):
+    limit = fields.Integer(validate=validate.Range(min=1, max=5000))
+    cursor = fields.String(validate=validate.Length(min=1, max=2000))
+
+
+class CatalogueQuery(Strict):
+    version = fields.Integer(validate=validate.Range(min=1, max=MAX_VERSION))
+
+
+class RecordsQuery(Schema):
+    """Known parameters; any other parameter must be a field of the entity (a filter)."""
+
+    version = fields.Integer(validate=validate.Range(min=1, max=MAX_VERSION))
+    effective_on = fields.Date()
+    limit = fields.Integer(validate=validate.Range(min=1, max=5000))
+    cursor = fields.String(validate=validate.Length(min=1, max=2000))
+
+
+class LoadForm(Strict):
+    format = fields.String(load_default="mdd-csv", validate=validate.OneOf(FORMATS))
+    mode = fields.String(load_default="replace", validate=validate.OneOf(MODES))
+    entity = fields.String(validate=validate.Length(min=1, max=100))
+
+
+class PublicationBody(Strict):
+    version = fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_VERSION),
+                             allow_none=True)
+    go_live_date = fields.Date(allow_none=True)
+    force = fields.Boolean(load_default=False)
+
+
+def json_body() -> Any:
+    """The request's JSON body, or 415 (not JSON) / 400 (not valid JSON)."""
+    if not request.is_json:
+        raise ApiError(415, "send a JSON body (Content-Type: application/json)",
+                       slug="unsupported-media-type")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "the body is not valid JSON", slug="invalid-request")
+    return body
+
+
+def parse(schema: Schema, data: Any, *, status: int = 400, what: str = "query") -> dict[str, Any]:
+    """Load ``data`` with ``schema``, or answer ``status`` listing every bad parameter."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise ApiError(status, f"the request's {what} is not valid", slug="invalid-request",
+                       errors=schema_errors(exc)) from None

@@ -1,0 +1,86 @@
+"""`isd db upgrade` and `isd seed`: the schema, the seed catalogue and the seed data."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import click
+from alembic.config import Config
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import inspect
+
+from isd_service.adapters import repository
+from isd_service.config import PROJECT_ROOT
+from isd_service.domain.errors import DomainError
+from isd_service.entrypoints.cli import fail, refused
+from isd_service.entrypoints.cli.drafts import input_files
+from isd_service.entrypoints.flask_db import new_uow, uow
+from isd_service.service_layer import catalogue, drafts, publishing
+
+MIGRATIONS = PROJECT_ROOT / "migrations"
+SEED_DATA = PROJECT_ROOT / "seed_data"
+
+
+@click.group("db")
+def db_group() -> None:
+    """Manage the database schema."""
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["url"] = url
+    return cfg
+
+
+def upgrade_database(app: Flask) -> bool:
+    """Bring the schema to head; on an empty catalogue install the seed one. True if seeded."""
+    from alembic import command
+
+    command.upgrade(alembic_config(app.config["DATABASE_URL"]), "head")
+    with new_uow(app) as unit:
+        if not repository.catalogue_is_empty(unit.session):
+            return False
+        catalogue.install(unit, catalogue.read_catalogue_file(SEED_DATA / "catalogue.json"))
+    return True
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Apply migrations; an empty database also gets the seed catalogue."""
+    seeded = upgrade_database(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo("database is up to date" + (" (seed catalogue installed)" if seeded else ""))
+
+
+@click.command("seed")
+@click.option("--version", type=click.IntRange(1, 2**31 - 1), default=1, show_default=True)
+@click.option("--if-empty", is_flag=True,
+              help="do nothing (and succeed) when versions are already published")
+@with_appcontext
+def seed_command(version: int, if_empty: bool) -> None:
+    """Load seed_data/ into an empty database and publish it; prints the version."""
+    unit = uow()
+    db = unit.session
+    if not inspect(db.get_bind()).has_table("version"):
+        fail("the database has no schema: run `isd db upgrade` first")
+    latest = repository.latest_version(db)
+    if latest is not None and if_empty:
+        click.echo(f"versions are already published; the latest is {latest.number}")
+        return
+    if latest is not None:
+        fail("the database already has published versions; seed only an empty one")
+    if repository.has_loads(db):
+        fail("the draft already has loads in it; seed only an empty database")
+    files = input_files((str(SEED_DATA / "records"),), "csv")
+    admin = current_app.config["ADMIN_ORG"]
+    try:
+        drafts.load(unit, files=files, fmt="csv", mode="replace", actor="seed",
+                    organisation=admin)
+        row = publishing.publish(unit, actor="seed", organisation=admin, version=version,
+                                 go_live_date=date.today())
+    except DomainError as exc:
+        refused(exc, "the seed data was refused")
+    click.echo(f"seed data published: {row.record_count} records")
+    click.echo(str(row.number))

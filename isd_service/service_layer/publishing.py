@@ -1,0 +1,128 @@
+"""Publication: the draft (or a frozen release's set) becomes the next immutable version, in
+one transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from isd_service.adapters import repository
+from isd_service.adapters.orm import Release, Version
+from isd_service.domain.catalogue import Catalogue, catalogue_changes
+from isd_service.domain.errors import Conflict
+from isd_service.domain.lifecycle import ReleaseState
+from isd_service.domain.records import entity_hash, snapshot_hash
+from isd_service.service_layer import audit, webhooks
+from isd_service.service_layer.unit_of_work import UnitOfWork, VersionPublished
+
+MAX_VERSION = 2**31 - 1
+
+
+class PublishRefused(Conflict):
+    """Publication was refused and nothing changed."""
+
+    slug = "publication-refused"
+
+
+def publish(
+    uow: UnitOfWork,
+    *,
+    actor: str,
+    organisation: str | None,
+    version: int | None = None,
+    go_live_date: date | None = None,
+    force: bool = False,
+) -> Version:
+    """Publish the draft as version N = latest + 1 (or ``version`` for the very first).
+
+    When a release of the calendar is frozen, its frozen set is what publishes (with its
+    go-live date unless one is given), and the open draft waits for the following release.
+    Readers see all of N or nothing: rows, manifest and the emptied draft commit together.
+    """
+    with uow.transaction() as session:
+        return publish_in(uow, session, actor=actor, organisation=organisation,
+                          version=version, go_live_date=go_live_date, force=force,
+                          release=repository.frozen_release(session))
+
+
+def is_empty(session: Session, latest: Version | None, catalogue: Catalogue,
+             release: Release | None = None) -> bool:
+    """True when publishing would change nothing (the draft, or the release's frozen set)."""
+    if repository.has_staged(session, release.id if release else None):
+        return False
+    return latest is not None and latest.catalogue_sha256 == catalogue.sha256()
+
+
+def publish_in(
+    uow: UnitOfWork,
+    session: Session,
+    *,
+    actor: str,
+    organisation: str | None,
+    version: int | None,
+    go_live_date: date | None,
+    force: bool,
+    release: Release | None,
+) -> Version:
+    """The publication itself, inside ``uow``'s open transaction.
+
+    ``release``: publish that release's frozen set (and mark it published) instead of the
+    open draft.
+    """
+    latest = repository.latest_version(session)
+    if release is not None:
+        version = version if version is not None else release.version
+        go_live_date = go_live_date or release.go_live_date
+    number = _next_number(latest, version)
+    catalogue = repository.working_catalogue(session)
+    frozen_for = release.id if release else None
+    if is_empty(session, latest, catalogue, release) and not force:
+        what = f"release {release.id}'s frozen set" if release else "the draft"
+        raise PublishRefused(f"{what} is empty: nothing to publish (use force to "
+                             "publish an unchanged version)")
+    changed = repository.staged_entities(session, frozen_for)
+    old_catalogue = Catalogue.from_list(latest.catalogue) if latest else Catalogue([])
+    changed |= {c["entity"] for c in catalogue_changes(old_catalogue, catalogue)}
+    repository.apply_staged(session, number, frozen_for)
+    entities: dict[str, Any] = {}
+    for eid, entity in catalogue.entities.items():
+        if latest is not None and eid not in changed and eid in latest.entities:
+            entities[eid] = latest.entities[eid]
+            continue
+        count, digest = entity_hash(entity, repository.snapshot_data(session, eid, number))
+        entities[eid] = {"records": count, "sha256": digest}
+    catalogue_sha = catalogue.sha256()
+    row = Version(
+        number=number, published_at=datetime.now(UTC), go_live_date=go_live_date,
+        previous_version=latest.number if latest else None,
+        sha256=snapshot_hash({k: v["sha256"] for k, v in entities.items()}, catalogue_sha),
+        catalogue_sha256=catalogue_sha,
+        record_count=sum(v["records"] for v in entities.values()),
+        entities=entities, catalogue=catalogue.to_list(),
+        published_by=actor, organisation=organisation)
+    session.add(row)
+    repository.assign_loads(session, number, frozen_for)
+    if release is not None:
+        release.move_to(ReleaseState.PUBLISHED, at=row.published_at)
+        release.published_version = number
+        release.last_error = None
+    session.flush()
+    audit.version_published(session, row, repository.load_ids_of(session, number))
+    notices = webhooks.queue_notices(session, row, uow.settings)
+    uow.announce(VersionPublished(number, webhook_notices=notices))
+    return row
+
+
+def _next_number(latest: Version | None, requested: int | None) -> int:
+    if latest is None:
+        number = requested if requested is not None else 1
+        if number < 1 or number > MAX_VERSION:
+            raise PublishRefused("a version number is a positive integer", status=422)
+        return number
+    if requested is not None and requested != latest.number + 1:
+        raise PublishRefused(
+            f"the next version is {latest.number + 1} (the latest is {latest.number}); "
+            f"{requested} cannot be published")
+    return latest.number + 1
