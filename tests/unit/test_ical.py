@@ -34,9 +34,10 @@ RELEASES = [
     R(2, None, None, "cancelled", datetime(2027, 3, 22, 12, tzinfo=UTC),
       datetime(2027, 3, 28, 11, tzinfo=UTC), date(2027, 4, 4),
       datetime(2027, 1, 6, 10, tzinfo=UTC)),
-    # Published as another version than planned; naive times, as SQLite gives them back.
-    R(3, 11, 12, "published", datetime(2026, 12, 8, 12), datetime(2026, 12, 15, 12),
-      date(2026, 12, 29), datetime(2026, 12, 15, 12, 0, 2)),
+    # Published as another version than planned.
+    R(3, 11, 12, "published", datetime(2026, 12, 8, 12, tzinfo=UTC),
+      datetime(2026, 12, 15, 12, tzinfo=UTC), date(2026, 12, 29),
+      datetime(2026, 12, 15, 12, 0, 2, tzinfo=UTC)),
 ]
 # Long enough to fold the UID lines, and not ASCII, so a fold must not split a character.
 LONG_HOST = "kalender.übertragungsnetzbetreiber-stammdaten.strom-großbritannien.example"

@@ -8,13 +8,12 @@ when a release moves, instead of adding new ones.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from icalendar import Calendar, Event
 
 from isd_service.domain.lifecycle import ReleaseState
-from isd_service.domain.schedule import aware
 
 PRODID = "-//isd_service//release calendar//EN"
 CALNAME = "ISD releases"
@@ -47,7 +46,7 @@ def _event(release: CalendarRelease, host: str, kind: str, title: str,
     event = Event()
     event.add("uid", f"release-{release.id}-{kind}@{host}")
     # The last change of the release, so a client can tell a newer copy of the event.
-    event.add("dtstamp", aware(release.updated_at))
+    event.add("dtstamp", release.updated_at.astimezone(UTC))
     event.add("dtstart", start)
     event.add("dtend", end)
     event.add("summary", f"{name}: {title}")
@@ -69,7 +68,8 @@ def write(releases: Iterable[CalendarRelease], host: str) -> str:
     calendar.add("method", "PUBLISH")
     calendar.add("x-wr-calname", CALNAME)
     for release in releases:
-        deadline, publish_at = aware(release.change_deadline), aware(release.publish_at)
+        deadline = release.change_deadline.astimezone(UTC)
+        publish_at = release.publish_at.astimezone(UTC)
         go_live = release.go_live_date
         for event in (
             _event(release, host, "deadline", "change-request deadline", deadline, deadline),
