@@ -4,7 +4,7 @@ and iCalendar, refuse bad input, and the version live on a day."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from flask import Flask
@@ -189,10 +189,3 @@ def test_the_release_commands(app: Flask) -> None:
         local = r.publish_at.astimezone(recurrence.LONDON)
         assert (local.weekday(), (local.day - 1) // 7 + 1, local.time()) == (1, 3, time(12))
         assert r.go_live_date == local.date() + timedelta(days=14)
-
-
-def test_nth_weekday_and_working_days() -> None:
-    assert recurrence.nth_weekday(2027, 1, 1, 3) == date(2027, 1, 19)
-    assert recurrence.nth_weekday(2027, 12, 6, -1) == date(2027, 12, 26)
-    # Five working days before Tuesday 19 January 2027: Tuesday 12 January.
-    assert recurrence.working_days_before(date(2027, 1, 19), 5) == date(2027, 1, 12)

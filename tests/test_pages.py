@@ -33,7 +33,9 @@ def page(client: FlaskClient, url: str, status: int = 200) -> str:
     response = client.get(url)
     assert response.status_code == status, (url, response.status_code)
     assert response.mimetype == "text/html"
-    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    csp = response.headers["Content-Security-Policy"]
+    # Pages load only their own style sheet, and no other site may frame them.
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, csp
     return response.get_data(as_text=True)
 
 

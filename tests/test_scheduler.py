@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -214,26 +214,11 @@ def test_the_running_scheduler_recovers_a_run_missed_while_it_was_down(
         == ["published"]
 
 
-def test_a_recurring_rule_keeps_london_time_across_the_clock_changes(app: Flask) -> None:
+def test_the_scheduler_puts_a_rule_s_jobs_at_london_time_across_the_clock_changes(
+        app: Flask) -> None:
+    """The rule's instants (tests/unit/test_recurrence.py) become the jobs' run times."""
     rule = recurrence.Rule(weekday=6, nth=-1, at=time(12, 0), go_live_days=7,
-                                 deadline_working_days=5)
-    got = recurrence.occurrences(rule, datetime(2027, 2, 1, tzinfo=UTC), 9)
-    publish = {p.date(): p for _d, p, _g in got}
-    # Last Sundays: 28 March 2027 (BST starts at 01:00 UTC) and 31 October 2027 (BST ends).
-    assert publish[date(2027, 2, 28)] == datetime(2027, 2, 28, 12, 0, tzinfo=UTC)
-    assert publish[date(2027, 3, 28)] == datetime(2027, 3, 28, 11, 0, tzinfo=UTC)
-    assert publish[date(2027, 9, 26)] == datetime(2027, 9, 26, 11, 0, tzinfo=UTC)
-    assert publish[date(2027, 10, 31)] == datetime(2027, 10, 31, 12, 0, tzinfo=UTC)
-    march = next(g for g in got if g[1].date() == date(2027, 3, 28))
-    # The deadline, five working days before, is still in GMT: 12:00 London is 12:00 UTC.
-    assert march[0] == datetime(2027, 3, 22, 12, 0, tzinfo=UTC)
-    assert march[2] == date(2027, 4, 4)
-    # A wall-clock time in the spring gap moves an hour on; a repeated one takes the first.
-    assert recurrence.london_time(date(2027, 3, 28), time(1, 30)) == \
-        datetime(2027, 3, 28, 1, 30, tzinfo=UTC)
-    assert recurrence.london_time(date(2027, 10, 31), time(1, 30)) == \
-        datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
-
+                           deadline_working_days=5)
     # The scheduler puts the jobs at those instants, 12:00 London on either side.
     with app.app_context():
         rows = calendar.generate(uow(), rule, 9, actor="test",

@@ -14,26 +14,19 @@ from typing import Protocol
 from icalendar import Calendar, Event
 
 from isd_service.domain.lifecycle import ReleaseState
+from isd_service.domain.schedule import Neighbour
 
 PRODID = "-//isd_service//release calendar//EN"
 CALNAME = "ISD releases"
 
 
-class CalendarRelease(Protocol):
+class CalendarRelease(Neighbour, Protocol):
     """A release as the calendar shows it (the ORM row is one)."""
 
-    @property
-    def id(self) -> int: ...
     @property
     def version(self) -> int | None: ...
     @property
     def published_version(self) -> int | None: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def change_deadline(self) -> datetime: ...
-    @property
-    def publish_at(self) -> datetime: ...
     @property
     def go_live_date(self) -> date: ...
     @property
