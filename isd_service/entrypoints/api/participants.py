@@ -16,7 +16,7 @@ from isd_service.domain.lifecycle import SCHEDULED
 from isd_service.domain.snapshot import records
 from isd_service.entrypoints.api.schemas import MAX_VERSION, Strict, parse
 from isd_service.entrypoints.errors import ApiError
-from isd_service.entrypoints.flask_db import session, uow
+from isd_service.entrypoints.flask_db import session
 
 bp = Blueprint("participants", __name__)
 
@@ -35,13 +35,15 @@ def published(number: int | None) -> Version:
 
 def stream(chunks: Iterator[str], mimetype: str, filename: str) -> Response:
     """Stream text chunks; the request's session is closed when the last one has gone out."""
-    unit = uow()
+    db = session()
 
     def generate() -> Iterator[str]:
         try:
             yield from chunks
         finally:
-            unit.close()  # the request's teardown has run before a stream ends
+            # The request's teardown has closed its unit of work before the stream ends, and
+            # the chunks' reads opened the session again: close it once they are done.
+            db.close()
 
     response = Response(stream_with_context(generate()), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
