@@ -56,6 +56,8 @@ def test_plan_change_and_cancel_a_release(
                      json={"version": 376})
     assert r.status_code == 409
     assert r.headers["Content-Type"] == "application/problem+json"
+    assert r.get_json()["type"].endswith("/release-refused")
+    assert r.get_json()["detail"] == f"release {rid} is cancelled: it cannot become planned"
     assert client.delete(f"{ADMIN}/releases/{rid}", headers=publisher_headers).status_code == 409
     assert client.get(f"{API}/releases/{rid}").get_json()["state"] == "cancelled"
 
@@ -100,6 +102,34 @@ def test_bad_release_input_is_refused_and_changes_nothing(
     assert r.status_code == 422
     assert client.get(f"{API}/releases/{rid}").get_json()["change_deadline"] == \
         future(5).isoformat().replace("+00:00", "Z")
+
+
+def test_planning_keeps_one_frozen_set_at_a_time(
+        client: FlaskClient, publisher_headers: Headers) -> None:
+    """A release's change deadline may not fall before the publication of the release
+    before it, nor its publication after the change deadline of the one after it."""
+    first = client.post(f"{ADMIN}/releases", headers=publisher_headers, json=body(10))
+    assert first.status_code == 201
+    # Deadline day 8, before the first's publication on day 10.
+    r = client.post(f"{ADMIN}/releases", headers=publisher_headers,
+                    json={**body(20), "change_deadline": future(8).isoformat()})
+    assert r.status_code == 409, r.get_json()
+    assert r.get_json()["type"].endswith("/release-refused")
+    assert [e["field"] for e in r.get_json()["errors"]] == ["change_deadline"]
+    assert f"release {first.get_json()['id']}" in r.get_json()["detail"]
+    # Publication day 12, after the second's deadline on day 11.
+    second = client.post(f"{ADMIN}/releases", headers=publisher_headers,
+                         json={**body(20), "change_deadline": future(11).isoformat()})
+    assert second.status_code == 201
+    r = client.patch(f"{ADMIN}/releases/{first.get_json()['id']}", headers=publisher_headers,
+                     json={"publish_at": future(12).isoformat()})
+    assert r.status_code == 409
+    assert [e["field"] for e in r.get_json()["errors"]] == ["publish_at"]
+    assert len(client.get(f"{API}/releases").get_json()["releases"]) == 2
+    # Right after the first publishes, the second may freeze.
+    assert client.patch(f"{ADMIN}/releases/{second.get_json()['id']}",
+                        headers=publisher_headers,
+                        json={"change_deadline": future(10).isoformat()}).status_code == 200
 
 
 def unfold(text: str) -> list[str]:

@@ -183,6 +183,34 @@ def test_a_missed_run_within_the_grace_period_runs_later_beyond_it_is_marked_mis
         (r2, "missed"), (r2, "frozen"), (r1, "published")]
 
 
+def test_a_later_release_s_freeze_runs_only_after_the_earlier_publication(
+        app: Flask, client: FlaskClient, publisher_headers: Headers, clock: Clock) -> None:
+    """Two releases close together: when release 2's freeze job fires first (its publish job
+    for release 1 late), release 1 publishes first, then release 2 freezes; nothing fails."""
+    publish_first(client, publisher_headers)
+    d1, p1 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    d2, p2 = p1, T0 + timedelta(hours=3)
+    r1, r2 = plan(app, d1, p1), plan(app, d2, p2)
+    load_gsp(client, publisher_headers, {"_C": "London"})
+    clock.now = d1
+    assert clock.runner.freeze_job(r1, d1).outcome == "frozen"
+    load_gsp(client, publisher_headers, {"_D": "Merseyside"})
+    clock.now = p1 + timedelta(seconds=1)
+    assert clock.runner.freeze_job(r2, d2).outcome == "frozen"
+    assert (release(app, r1).state, release(app, r2).state) == ("published", "frozen")
+    assert versions(app) == [1, 2]
+    assert gsp(client, 2)["_C"] == "London" and "_D" not in gsp(client, 2)
+    # Release 1's own job, when it comes, finds its step done.
+    assert clock.runner.publish_job(r1, p1).outcome == "nothing-to-do"
+    runs = client.get(f"{ADMIN}/schedule", headers=publisher_headers).get_json()["past_runs"]
+    assert [(run["release"], run["action"], run["outcome"]) for run in reversed(runs)] == [
+        (r1, "freeze", "frozen"), (r1, "publish", "published"), (r2, "freeze", "frozen"),
+        (r1, "publish", "nothing-to-do")]
+    clock.now = p2
+    assert clock.runner.publish_job(r2, p2).outcome == "published"
+    assert gsp(client, 3)["_D"] == "Merseyside"
+
+
 def test_the_running_scheduler_recovers_a_run_missed_while_it_was_down(
         app: Flask, client: FlaskClient, publisher_headers: Headers) -> None:
     """A real APScheduler, started after the publish time had passed, publishes at start."""

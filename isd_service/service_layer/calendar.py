@@ -18,7 +18,7 @@ from isd_service.adapters.orm import Release
 from isd_service.domain.catalogue import Catalogue, catalogue_changes
 from isd_service.domain.delta import staged_changes
 from isd_service.domain.errors import Conflict, Invalid, NotFound
-from isd_service.domain.lifecycle import CHANGEABLE, ReleaseState
+from isd_service.domain.lifecycle import CHANGEABLE, ReleaseState, transition
 from isd_service.domain.moments import iso_utc, iso_utc_or_none
 from isd_service.domain.recurrence import LONDON, Rule, occurrences
 from isd_service.domain.schedule import check_order, holds_frozen_set
@@ -97,9 +97,10 @@ def update_release(uow: UnitOfWork, release_id: int, changes: dict[str, Any], *,
     now = now or datetime.now(UTC)
     with uow.transaction() as session:
         release = get_release(session, release_id)
-        if release.state not in CHANGEABLE:
-            raise ReleaseRefused(f"release {release_id} is {release.state}: it cannot change")
         frozen = release.frozen_at is not None
+        # Rescheduled, a release goes back to planned, or to frozen once it froze.
+        target = ReleaseState.FROZEN if frozen else ReleaseState.PLANNED
+        transition(release.state, target, release_id=release.id)
         if frozen and "change_deadline" in changes:
             raise ReleaseRefused(f"release {release_id} is already frozen: its change "
                                  "deadline has passed", field="change_deadline")
@@ -118,7 +119,7 @@ def update_release(uow: UnitOfWork, release_id: int, changes: dict[str, Any], *,
         release.change_deadline = deadline.astimezone(UTC)
         release.publish_at = publish_at.astimezone(UTC)
         release.go_live_date = go_live
-        release.move_to(ReleaseState.FROZEN if frozen else ReleaseState.PLANNED, at=now)
+        release.move_to(target, at=now)
         release.last_error = None
         audit.release_changed(session, release, action="release.change", actor=actor,
                               organisation=organisation)
@@ -131,9 +132,7 @@ def cancel_release(uow: UnitOfWork, release_id: int, *, actor: str = "cli",
     now = now or datetime.now(UTC)
     with uow.transaction() as session:
         release = get_release(session, release_id)
-        if release.state not in CHANGEABLE:
-            raise ReleaseRefused(f"release {release_id} is {release.state}: it cannot be "
-                                 "cancelled")
+        transition(release.state, ReleaseState.CANCELLED, release_id=release.id)
         if release.frozen_at is not None:
             _unfreeze(session, release)
         release.move_to(ReleaseState.CANCELLED, at=now)
