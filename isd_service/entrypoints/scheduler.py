@@ -129,7 +129,7 @@ class Scheduler:
         release missed.
         """
         self.apscheduler = BackgroundScheduler(
-            jobstores={JOBSTORE: MemoryJobStore(), "default": MemoryJobStore()},
+            jobstores={JOBSTORE: MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
             timezone=LONDON)
@@ -143,13 +143,18 @@ class Scheduler:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda _sig, _frame: stop.set())
-        scheduler.add_job(self.sync, "interval", seconds=every, id="sync", jobstore="default",
-                          next_run_time=datetime.now(LONDON))
         scheduler.start()
         log.info("scheduler %s started (grace %s, sync every %ss)", self.runner,
                  self.steps.grace, every)
         try:
-            stop.wait()
+            # The calendar is synced from this thread, never from a job: a job that calls
+            # the scheduler while shutdown(wait=True) holds its lock would wait for ever.
+            while not stop.is_set():
+                try:
+                    self.sync()
+                except Exception:  # a database hiccup: try again at the next sync
+                    log.exception("scheduler %s: syncing the calendar failed", self.runner)
+                stop.wait(every)
         finally:
             scheduler.shutdown(wait=True)
             self.apscheduler = None
