@@ -82,4 +82,4 @@ def parse(schema: Schema, data: Any, *, status: int = 400, what: str = "query") 
         return schema.load(data)
     except ValidationError as exc:
         raise ApiError(status, f"the request's {what} is not valid", slug="invalid-request",
-                       errors=schema_errors(exc)) from None
+                       errors=schema_errors(exc.messages)) from None
