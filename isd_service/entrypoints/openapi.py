@@ -4,8 +4,9 @@ Every route under /api is walked, so a new route appears without being listed he
 parameters and body come from the marshmallow schemas the view validates with (a schema
 class the view's code names: a query for GET and DELETE, a JSON body for POST, PATCH and
 PUT, a multipart form when the schema's name ends in ``Form``). The answers of the main
-JSON reads are described by the output schemas below; any other answer is documented by
-its status alone, and every error as a problem (application/problem+json).
+JSON reads are described by the output schemas of isd_service.entrypoints.api.schemas; any
+other answer is documented by its status alone, and every error as a problem
+(application/problem+json).
 """
 
 from __future__ import annotations
@@ -17,82 +18,26 @@ from typing import Any, cast
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, current_app
-from marshmallow import INCLUDE, Schema, fields
+from marshmallow import Schema
 from werkzeug.routing import Rule
+
+from isd_service.entrypoints.api.schemas import (
+    Answer,
+    AuditPage,
+    CatalogueOut,
+    Manifest,
+    Problem,
+    RecordPage,
+    TokenList,
+    TokenOut,
+    VersionPage,
+)
 
 API_PREFIX = "/api/"
 ADMIN_PREFIX = "/api/v1/admin"
 OPENAPI_VERSION = "3.0.3"
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _SKIPPED_METHODS = {"HEAD", "OPTIONS"}
-
-
-# --- what the main reads answer (extra properties are allowed: answers may grow) -------------
-
-class Open(Schema):
-    class Meta:
-        unknown = INCLUDE
-
-
-class Problem(Open):
-    type = fields.String(required=True)
-    title = fields.String(required=True)
-    status = fields.Integer(required=True)
-    detail = fields.String(required=True)
-    errors = fields.List(fields.Dict())
-
-
-class EntityHash(Open):
-    records = fields.Integer(required=True)
-    sha256 = fields.String(required=True)
-
-
-class Manifest(Open):
-    version = fields.Integer(required=True)
-    published_at = fields.String(required=True)
-    go_live_date = fields.Date(required=True, allow_none=True)
-    previous_version = fields.Integer(required=True, allow_none=True)
-    sha256 = fields.String(required=True)
-    catalogue_sha256 = fields.String(required=True)
-    record_count = fields.Integer(required=True)
-    entities = fields.Dict(keys=fields.String(), values=fields.Nested(EntityHash),
-                           required=True)
-    # "loads" (provenance, on /versions/{n}); named apart from Schema.loads
-    loads_ = fields.List(fields.Dict(), data_key="loads")
-
-
-class VersionPage(Open):
-    versions = fields.List(fields.Nested(Manifest), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
-
-
-class CatalogueOut(Open):
-    version = fields.Integer(required=True, allow_none=True)
-    entities = fields.List(fields.Dict(), required=True)
-
-
-class RecordPage(Open):
-    entity = fields.String(required=True)
-    version = fields.Integer(required=True)
-    records = fields.List(fields.Dict(), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
-
-
-class AuditPage(Open):
-    events = fields.List(fields.Dict(), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
-
-
-class TokenOut(Open):
-    id = fields.Integer(required=True)
-    organisation = fields.String(required=True)
-    roles = fields.List(fields.String(), required=True)
-    expires_at = fields.String(required=True, allow_none=True)
-    revoked_at = fields.String(required=True, allow_none=True)
-
-
-class TokenList(Open):
-    tokens = fields.List(fields.Nested(TokenOut), required=True)
 
 
 # endpoint -> the schema of its JSON success answer
@@ -129,7 +74,7 @@ def init_app(app: Flask) -> None:
         return built[0]
 
     app.add_url_rule("/api/v1/openapi.json", "openapi", openapi_document, methods=["GET"])
-    RESPONSES["openapi"] = Open
+    RESPONSES["openapi"] = Answer
 
 
 def build(app: Flask) -> dict[str, Any]:
