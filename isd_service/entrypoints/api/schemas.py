@@ -1,16 +1,16 @@
-"""Marshmallow schemas of the API: what it accepts (query strings, forms and JSON bodies) and
-what its main JSON reads answer."""
+"""Marshmallow schemas of the API: what it accepts (query strings, forms and JSON bodies, read
+by flask-smorest's ``@blp.arguments``) and what its main JSON reads answer (``@blp.response``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import request
-from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
 from isd_service.domain.formats import FORMATS
 from isd_service.domain.staging import MODES
-from isd_service.entrypoints.errors import ApiError, schema_errors
+from isd_service.entrypoints.errors import ApiError
 
 MAX_VERSION = 2**31 - 1
 Version = fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_VERSION))
@@ -45,7 +45,11 @@ class CatalogueQuery(Strict):
 
 
 class RecordsQuery(Schema):
-    """Known parameters; any other parameter must be a field of the entity (a filter)."""
+    """Known parameters; any other parameter must be a field of the entity (a filter), which
+    the view checks against the entity's catalogue."""
+
+    class Meta:
+        unknown = INCLUDE
 
     version = fields.Integer(validate=validate.Range(min=1, max=MAX_VERSION))
     effective_on = fields.Date()
@@ -75,15 +79,6 @@ def json_body() -> Any:
     if body is None:
         raise ApiError(400, "the body is not valid JSON", slug="invalid-request")
     return body
-
-
-def parse(schema: Schema, data: Any, *, status: int = 400, what: str = "query") -> dict[str, Any]:
-    """Load ``data`` with ``schema``, or answer ``status`` listing every bad parameter."""
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        raise ApiError(status, f"the request's {what} is not valid", slug="invalid-request",
-                       errors=schema_errors(exc.messages)) from None
 
 
 # --- what the main reads answer (extra properties are allowed: answers may grow) -------------
