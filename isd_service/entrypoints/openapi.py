@@ -51,6 +51,9 @@ class Api(flask_smorest.Api):
     def _init_spec(self, **kwargs: Any) -> None:
         super()._init_spec(**kwargs)
         self.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+        # flask-smorest also adds an `openapi` command group to the app's CLI (and so to
+        # `isd`); the document is served at /api/v1/openapi.json, and `isd` stays as it was.
+        self._app.cli.commands.pop("openapi", None)
 
     def _register_error_handlers(self) -> None:
         """None: isd_service.entrypoints.errors answers every error, webargs' and
