@@ -385,3 +385,11 @@ def test_catalogue_add_field(app: Flask, client: FlaskClient, tmp_path: Path) ->
     refused(app, "catalogue", "add-field", "gsp_group",
             write(tmp_path, "again.json", json.dumps(REGION)))
     assert get(client, "/catalogue") == before
+
+
+def test_the_command_lists_only_its_own_groups(app: Flask) -> None:
+    """A library the app uses (flask-smorest's `openapi` group) adds nothing to `isd`."""
+    listed = {line.split()[0] for line in ok(app, "--help").output.split("Commands:")[1]
+              .splitlines() if line.strip()}
+    assert listed == {"bench", "catalogue", "db", "downloads", "draft", "load", "publish",
+                      "release", "scheduler", "seed", "serve", "token", "webhooks"}

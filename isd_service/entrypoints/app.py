@@ -34,11 +34,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from isd_service.entrypoints import openapi, web
+    from isd_service.entrypoints import web
     from isd_service.entrypoints.api import register_blueprints as register_api
 
-    register_api(app)
-    openapi.init_app(app)
+    register_api(app)  # with the OpenAPI document, at /api/v1/openapi.json
     web.register(app)
 
 

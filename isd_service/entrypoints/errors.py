@@ -11,7 +11,6 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, current_app, json
-from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -20,6 +19,8 @@ from isd_service.domain.validation import LoadRejected
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE = "https://isd.invalid/problems/"  # stable identifiers, not fetchable pages
+# webargs' location of a request's input -> what a problem's detail calls it
+INPUTS = {"query": "query", "json": "body", "optional_json": "body", "form": "form"}
 
 
 class ApiError(Exception):
@@ -78,11 +79,23 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        detail = exc.description or HTTPStatus(status).phrase
-        if status == 413:
-            detail = (f"the request is larger than the limit of "
-                      f"{current_app.config['MAX_CONTENT_LENGTH']} bytes")
-        return problem(status, detail)
+        # What an abort of webargs (flask-smorest's @bp.arguments) attached: the messages of
+        # a request's input that does not fit its schema, under their location; an abort may
+        # also carry a message and headers.
+        data: dict[str, Any] = getattr(exc, "data", None) or {}
+        if isinstance(data.get("messages"), dict) and data["messages"]:
+            location, messages = next(iter(data["messages"].items()))
+            response = problem(status, f"the request's {INPUTS.get(location, location)} is "
+                                       "not valid", slug="invalid-request",
+                               errors=schema_errors(messages))
+        else:
+            detail = data.get("message") or exc.description or HTTPStatus(status).phrase
+            if status == 413:
+                detail = (f"the request is larger than the limit of "
+                          f"{current_app.config['MAX_CONTENT_LENGTH']} bytes")
+            response = problem(status, detail)
+        response.headers.extend(data.get("headers") or {})
+        return response
 
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError) -> Response:
@@ -100,10 +113,10 @@ def register_error_handlers(app: Flask) -> None:
         return problem(500, "internal error")
 
 
-def schema_errors(exc: ValidationError) -> list[dict[str, Any]]:
+def schema_errors(messages: Any) -> list[dict[str, Any]]:
     """Turn marshmallow's messages into the problem body's list of errors."""
     return [{"field": name, "message": "; ".join(_flatten(msgs))}
-            for name, msgs in _as_dict(exc.messages).items()]
+            for name, msgs in _as_dict(messages).items()]
 
 
 def _as_dict(messages: Any) -> dict[str, Any]:

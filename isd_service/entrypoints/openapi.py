@@ -1,249 +1,121 @@
-"""The OpenAPI 3 document of the HTTP API, built from the app's registered routes.
+"""The OpenAPI 3 document of the HTTP API, built by flask-smorest from the API blueprints.
 
-Every route under /api is walked, so a new route appears without being listed here. Its
-parameters and body come from the marshmallow schemas the view validates with (a schema
-class the view's code names: a query for GET and DELETE, a JSON body for POST, PATCH and
-PUT, a multipart form when the schema's name ends in ``Form``). The answers of the main
-JSON reads are described by the output schemas below; any other answer is documented by
-its status alone, and every error as a problem (application/problem+json).
+Each view documents itself with the schemas it parses and answers with (``@bp.arguments``,
+``@bp.response``: see isd_service.entrypoints.api.blueprint and .schemas). What holds for
+every operation is added here, where each path is registered: its path parameters, an id and
+a summary, every error as a problem (application/problem+json), and the bearer token on
+/api/v1/admin. Every schema is written inline (names of schemas of different modules may
+clash). The document is served at /api/v1/openapi.json, and flask-smorest's own routes for it
+(and its documentation pages) are off.
 """
 
 from __future__ import annotations
 
-import inspect
-import re
+from collections.abc import Mapping
+from copy import deepcopy
+from http import HTTPStatus
 from typing import Any, cast
 
-from apispec import APISpec
+import flask_smorest
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Flask, current_app
-from marshmallow import INCLUDE, Schema, fields
-from werkzeug.routing import Rule
+from flask import Flask
+from flask_smorest.spec.plugins import FlaskPlugin
+from werkzeug.routing import Rule, UnicodeConverter
 
-API_PREFIX = "/api/"
+from isd_service.entrypoints.api.schemas import Answer, Problem
+
 ADMIN_PREFIX = "/api/v1/admin"
+DOCUMENT_PATH = "/api/v1/openapi.json"
 OPENAPI_VERSION = "3.0.3"
-_CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
-_SKIPPED_METHODS = {"HEAD", "OPTIONS"}
+PROBLEM = "application/problem+json"
 
 
-# --- what the main reads answer (extra properties are allowed: answers may grow) -------------
+class Api(flask_smorest.Api):
+    """flask-smorest's Api: the document of the blueprints registered through it."""
 
-class Open(Schema):
-    class Meta:
-        unknown = INCLUDE
+    # Every operation's default answer is a problem, added by _Paths.
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app, spec_kwargs={
+            "title": "Industry Standing Data (ISD)",
+            "version": "1",
+            "openapi_version": OPENAPI_VERSION,
+            "info": {"description": "Versioned ISD/MDD: public reads without authentication; "
+                                    "admin changes with a bearer token."},
+            "flask_plugin": _Paths(),
+            "marshmallow_plugin": MarshmallowPlugin(
+                schema_name_resolver=cast(Any, _inline)),
+        })
 
-class Problem(Open):
-    type = fields.String(required=True)
-    title = fields.String(required=True)
-    status = fields.Integer(required=True)
-    detail = fields.String(required=True)
-    errors = fields.List(fields.Dict())
+    def _init_spec(self, **kwargs: Any) -> None:
+        super()._init_spec(**kwargs)
+        self.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+        # flask-smorest also adds an `openapi` command group to the app's CLI (and so to
+        # `isd`); the document is served at /api/v1/openapi.json, and `isd` stays as it was.
+        self._app.cli.commands.pop("openapi", None)
 
+    def _register_error_handlers(self) -> None:
+        """None: isd_service.entrypoints.errors answers every error, webargs' and
+        flask-smorest's aborts included, as a problem (flask-smorest's own error body would
+        differ)."""
 
-class EntityHash(Open):
-    records = fields.Integer(required=True)
-    sha256 = fields.String(required=True)
+    def _register_doc_blueprint(self) -> None:
+        """Serve the document at /api/v1/openapi.json (built once, on first request)."""
+        built: list[dict[str, Any]] = []
 
+        def openapi_document() -> Any:
+            """The OpenAPI 3 document of this API."""
+            if not built:
+                built.append(self.spec.to_dict())
+            return built[0]
 
-class Manifest(Open):
-    version = fields.Integer(required=True)
-    published_at = fields.String(required=True)
-    go_live_date = fields.Date(required=True, allow_none=True)
-    previous_version = fields.Integer(required=True, allow_none=True)
-    sha256 = fields.String(required=True)
-    catalogue_sha256 = fields.String(required=True)
-    record_count = fields.Integer(required=True)
-    entities = fields.Dict(keys=fields.String(), values=fields.Nested(EntityHash),
-                           required=True)
-    # "loads" (provenance, on /versions/{n}); named apart from Schema.loads
-    loads_ = fields.List(fields.Dict(), data_key="loads")
-
-
-class VersionPage(Open):
-    versions = fields.List(fields.Nested(Manifest), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
-
-
-class CatalogueOut(Open):
-    version = fields.Integer(required=True, allow_none=True)
-    entities = fields.List(fields.Dict(), required=True)
-
-
-class RecordPage(Open):
-    entity = fields.String(required=True)
-    version = fields.Integer(required=True)
-    records = fields.List(fields.Dict(), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
-
-
-class AuditPage(Open):
-    events = fields.List(fields.Dict(), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
+        self._app.add_url_rule(DOCUMENT_PATH, "openapi", openapi_document, methods=["GET"])
+        rule = next(self._app.url_map.iter_rules("openapi"))
+        self.spec.path(rule=rule, operations={"get": {
+            "summary": openapi_document.__doc__,
+            "tags": ["openapi"],
+            "responses": {200: {"description": "OK",
+                                "content": {"application/json": {"schema": Answer}}}},
+        }})
 
 
-class TokenOut(Open):
-    id = fields.Integer(required=True)
-    organisation = fields.String(required=True)
-    roles = fields.List(fields.String(), required=True)
-    expires_at = fields.String(required=True, allow_none=True)
-    revoked_at = fields.String(required=True, allow_none=True)
+class _Paths(FlaskPlugin):
+    """flask-smorest's plugin for Flask rules, completing each path's operations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.converter_mapping[UnicodeConverter] = _string_parameter
+
+    def path_helper(self, rule: Rule, operations: dict[str, Any], parameters: list[Any],
+                    **kwargs: Any) -> str:
+        path: str = super().path_helper(rule, operations, parameters, **kwargs)
+        # flask-smorest lists path parameters once for the path: list them in each operation.
+        in_path = [p for p in parameters if isinstance(p, Mapping) and p.get("in") == "path"]
+        parameters[:] = [p for p in parameters if p not in in_path]
+        for method, operation in operations.items():
+            operation.setdefault("operationId", f"{rule.endpoint}.{method}")
+            operation.setdefault("summary", rule.endpoint.replace("_", " "))
+            if in_path or operation.get("parameters"):
+                operation["parameters"] = deepcopy(in_path) + operation.get("parameters", [])
+            responses = operation.setdefault("responses", {})
+            for status, response in responses.items():
+                if isinstance(response, str):  # a named error answer (@bp.arguments adds one)
+                    responses[status] = _problem(HTTPStatus(int(status)).phrase)
+            responses["default"] = _problem("a problem (RFC 9457)")
+            if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+                operation["security"] = [{"bearer": []}]
+        return path
 
 
-class TokenList(Open):
-    tokens = fields.List(fields.Nested(TokenOut), required=True)
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM: {"schema": Problem}}}
 
 
-# endpoint -> the schema of its JSON success answer
-RESPONSES: dict[str, type[Schema]] = {
-    "public.get_catalogue": CatalogueOut,
-    "public.list_versions": VersionPage,
-    "public.get_latest": Manifest,
-    "public.get_manifest": Manifest,
-    "public.get_records": RecordPage,
-    "governance.get_audit": AuditPage,
-    "governance.get_tokens": TokenList,
-    "governance.delete_token": TokenOut,
-    "governance.post_token": TokenOut,
-}
-# endpoint -> content types of its success answer, where it is not (only) JSON
-CONTENT_TYPES: dict[str, list[str]] = {
-    "public.get_snapshot": ["application/json", "application/x-ndjson", "application/zip"],
-    "public.get_delta": ["application/json", "application/x-ndjson"],
-    "public.get_mdd_file": ["text/csv"],
-}
-
-# endpoints whose JSON body may be left out
-OPTIONAL_BODIES = {"admin.post_publication"}
+def _string_parameter(_converter: Any) -> dict[str, Any]:
+    return {"type": "string", "pattern": "^[^/]+$"}
 
 
-def init_app(app: Flask) -> None:
-    """Serve the document at /api/v1/openapi.json (built once, on first request)."""
-    built: list[dict[str, Any]] = []
-
-    def openapi_document() -> Any:
-        """The OpenAPI 3 document of this API."""
-        if not built:
-            built.append(build(current_app))
-        return built[0]
-
-    app.add_url_rule("/api/v1/openapi.json", "openapi", openapi_document, methods=["GET"])
-    RESPONSES["openapi"] = Open
-
-
-def build(app: Flask) -> dict[str, Any]:
-    """The OpenAPI document of every /api route of ``app``."""
-    spec = APISpec(
-        title="Industry Standing Data (ISD)", version="1", openapi_version=OPENAPI_VERSION,
-        plugins=[MarshmallowPlugin(schema_name_resolver=cast(Any, _no_name))],
-        info={"description": "Versioned ISD/MDD: public reads without authentication; "
-                             "admin changes with a bearer token."},
-    )
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    paths: dict[str, dict[str, Any]] = {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not rule.rule.startswith(API_PREFIX) or rule.endpoint == "static":
-            continue
-        path, path_params = _path(rule)
-        view = app.view_functions[rule.endpoint]
-        for method in sorted((rule.methods or set()) - _SKIPPED_METHODS):
-            paths.setdefault(path, {})[method.lower()] = _operation(
-                rule, method, view, path_params)
-    for path, operations in paths.items():
-        spec.path(path=path, operations=operations)
-    return spec.to_dict()
-
-
-def _no_name(_schema: Any) -> None:
-    """Inline every schema: names of request schemas of different modules may clash."""
+def _inline(_schema: Any) -> None:
+    """Inline every schema: names of schemas of different modules may clash."""
     return None
-
-
-def _path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
-    params = []
-
-    def replace(match: re.Match[str]) -> str:
-        conv, name = match.group("conv") or "string", match.group("name")
-        schema: dict[str, Any] = ({"type": "integer"} if conv == "int" else
-                                  {"type": "string", "pattern": "^[^/]+$"})
-        if conv == "int" and "signed=True" not in match.group(0):
-            schema["minimum"] = 0
-        params.append({"name": name, "in": "path", "required": True, "schema": schema})
-        return "{" + name + "}"
-
-    return _CONVERTER.sub(replace, rule.rule), params
-
-
-def request_schemas(view: Any) -> list[type[Schema]]:
-    """The marshmallow schema classes a view's code names (what it validates input with)."""
-    func = inspect.unwrap(view)
-    code = getattr(func, "__code__", None)
-    if code is None:
-        return []
-    found = []
-    for name in code.co_names:
-        value = func.__globals__.get(name)
-        if isinstance(value, type) and issubclass(value, Schema) and value not in found:
-            found.append(value)
-    return found
-
-
-def _operation(rule: Rule, method: str, view: Any,
-               path_params: list[dict[str, Any]]) -> dict[str, Any]:
-    doc = inspect.getdoc(view) or rule.endpoint.replace("_", " ")
-    operation: dict[str, Any] = {
-        "operationId": f"{rule.endpoint}.{method.lower()}",
-        "summary": doc.splitlines()[0],
-        "tags": [rule.endpoint.split(".")[0]],
-        "parameters": list(path_params),
-        "responses": _responses(rule, method),
-    }
-    for schema in request_schemas(view):
-        if method in ("GET", "DELETE"):
-            operation["parameters"].append({"in": "query", "schema": schema})
-        elif schema.__name__.endswith("Form"):
-            operation["requestBody"] = {"required": True, "content": {
-                "multipart/form-data": {"schema": _form(schema)}}}
-        else:
-            operation["requestBody"] = {
-                "required": rule.endpoint not in OPTIONAL_BODIES,
-                "content": {"application/json": {"schema": schema}}}
-    if _is_admin(rule.rule):
-        operation["security"] = [{"bearer": []}]
-    return operation
-
-
-def _form(schema: type[Schema]) -> dict[str, Any]:
-    properties: dict[str, Any] = {"file": {"type": "array",
-                                           "items": {"type": "string", "format": "binary"}}}
-    for name, field in schema().fields.items():
-        prop: dict[str, Any] = {"type": "string"}
-        choices = getattr(field.validate, "choices", None)
-        if choices:
-            prop["enum"] = list(choices)
-        properties[field.data_key or name] = prop
-    return {"type": "object", "properties": properties, "required": ["file"]}
-
-
-def _responses(rule: Rule, method: str) -> dict[str, Any]:
-    status = "201" if method == "POST" else "200"
-    success: dict[str, Any] = {"description": "success"}
-    if rule.endpoint in RESPONSES:
-        success["content"] = {"application/json": {"schema": RESPONSES[rule.endpoint]}}
-    elif rule.endpoint in CONTENT_TYPES:
-        success["content"] = {ct: {"schema": {}} for ct in CONTENT_TYPES[rule.endpoint]}
-    problem = {"description": "a problem (RFC 9457)",
-               "content": {"application/problem+json": {"schema": Problem}}}
-    responses: dict[str, Any] = {status: success, "default": problem}
-    if status == "201":
-        # Some POSTs answer 200 (an action rather than a new resource) or 202.
-        responses["200"] = {"description": "success"}
-        responses["202"] = {"description": "accepted"}
-    else:
-        responses["304"] = {"description": "not modified (a conditional GET)"}
-    return responses
-
-
-def _is_admin(path: str) -> bool:
-    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")

@@ -14,10 +14,15 @@ from isd_service.entrypoints.api.webhooks import bp as webhooks_admin_bp
 
 
 def register_blueprints(app: Flask) -> None:
-    app.register_blueprint(public_bp, url_prefix="/api/v1")
-    app.register_blueprint(admin_bp, url_prefix="/api/v1/admin")
-    app.register_blueprint(participants_bp, url_prefix="/api")
-    app.register_blueprint(webhooks_admin_bp, url_prefix="/api/v1/admin")
-    app.register_blueprint(governance_bp, url_prefix="/api/v1/admin")
-    app.register_blueprint(releases_bp, url_prefix="/api/v1")
-    app.register_blueprint(releases_admin_bp, url_prefix="/api/v1/admin")
+    """Register the API blueprints through flask-smorest's Api, which documents them (and
+    serves the document at /api/v1/openapi.json)."""
+    from isd_service.entrypoints.openapi import Api
+
+    api = Api(app)
+    api.register_blueprint(public_bp, url_prefix="/api/v1")
+    api.register_blueprint(admin_bp, url_prefix="/api/v1/admin")
+    api.register_blueprint(participants_bp, url_prefix="/api")
+    api.register_blueprint(webhooks_admin_bp, url_prefix="/api/v1/admin")
+    api.register_blueprint(governance_bp, url_prefix="/api/v1/admin")
+    api.register_blueprint(releases_bp, url_prefix="/api/v1")
+    api.register_blueprint(releases_admin_bp, url_prefix="/api/v1/admin")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import current_app, request
 
 from isd_service.adapters import repository
 from isd_service.adapters.orm import Load
@@ -13,14 +13,20 @@ from isd_service.domain.formats import InputFile
 from isd_service.domain.manifest import manifest
 from isd_service.domain.moments import iso_utc
 from isd_service.domain.ownership import restricted_organisation
-from isd_service.entrypoints.api.guard import caller, protect
-from isd_service.entrypoints.api.schemas import LoadForm, PublicationBody, json_body, parse
+from isd_service.entrypoints.api.blueprint import Blueprint
+from isd_service.entrypoints.api.guard import caller, protect, requires
+from isd_service.entrypoints.api.schemas import LoadForm, Manifest, PublicationBody, json_body
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session, uow
 from isd_service.service_layer import catalogue, drafts, publishing
 from isd_service.service_layer.calendar import release_dict
 
-bp = Blueprint("admin", __name__)
+bp = Blueprint("admin", __name__,
+               description="Loads, the draft, publications and catalogue changes")
+# A catalogue change's body: a definition in the shape of GET /catalogue's entities (or
+# fields), checked by the catalogue itself.
+DEFINITION = {"required": True,
+              "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
 protect(bp)
@@ -32,12 +38,6 @@ def load_summary(load: Load) -> dict[str, Any]:
             "files": load.files, "sha256": load.sha256, "inserted": load.inserted,
             "updated": load.updated, "deleted": load.deleted, "unchanged": load.unchanged,
             "entities": load.entities, "version": load.version}
-
-
-def require_multipart() -> None:
-    if not request.mimetype.startswith("multipart/form-data"):
-        raise ApiError(415, "send the files as multipart/form-data",
-                       slug="unsupported-media-type")
 
 
 def uploaded_files() -> list[InputFile]:
@@ -62,10 +62,10 @@ def load_files(form: dict[str, Any], files: list[InputFile], target: str = "open
 
 
 @bp.post("/loads")
-def post_load() -> Any:
-    caller().require("loader", "publisher")
-    require_multipart()
-    form = parse(LoadForm(), request.form, status=422, what="form")
+@requires("loader", "publisher")
+@bp.arguments(LoadForm, location="form")
+@bp.response(201)
+def post_load(form: dict[str, Any]) -> Any:
     record = load_files(form, uploaded_files())
     return {**load_summary(record), **release_of(record)}, 201
 
@@ -83,12 +83,14 @@ def release_of(record: Load) -> dict[str, Any]:
 
 
 @bp.get("/loads")
+@bp.response(200)
 def list_loads() -> Any:
     caller().require("loader", "publisher")
     return {"loads": [load_summary(ld) for ld in repository.recent_loads(session())]}
 
 
 @bp.get("/draft")
+@bp.response(200)
 def get_draft() -> Any:
     """What the next publication would change, per entity, and the catalogue changes."""
     caller().require("loader", "publisher")
@@ -108,6 +110,7 @@ def get_draft() -> Any:
 
 
 @bp.delete("/draft")
+@bp.response(200)
 def delete_draft() -> Any:
     caller().require("publisher")
     return {"discarded": drafts.discard(uow(), actor=caller().actor,
@@ -115,10 +118,10 @@ def delete_draft() -> Any:
 
 
 @bp.post("/publications")
-def post_publication() -> Any:
-    caller().require("publisher")
-    body = parse(PublicationBody(), json_body() if request.content_length else {},
-                 status=422, what="body")
+@requires("publisher")
+@bp.arguments(PublicationBody, required=False)
+@bp.response(201, Manifest)
+def post_publication(body: dict[str, Any]) -> Any:
     version = publishing.publish(uow(), actor=caller().actor,
                                  organisation=caller().organisation,
                                  version=body.get("version"),
@@ -127,6 +130,8 @@ def post_publication() -> Any:
 
 
 @bp.post("/catalogue/entities")
+@bp.doc(requestBody=DEFINITION)
+@bp.response(201)
 def post_entity() -> Any:
     """Add a new entity (definition in the shape of GET /catalogue's entities)."""
     caller().require("admin")
@@ -136,6 +141,8 @@ def post_entity() -> Any:
 
 
 @bp.post("/catalogue/entities/<string:entity_id>/fields")
+@bp.doc(requestBody=DEFINITION)
+@bp.response(201)
 def post_field(entity_id: str) -> Any:
     """Add a new data item to an entity; it goes out with the next version."""
     caller().require("admin")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import current_app
 from marshmallow import fields, validate
 
 from isd_service.domain import cursors
 from isd_service.domain.access import ROLES
+from isd_service.entrypoints.api.blueprint import Blueprint
 from isd_service.entrypoints.api.guard import caller, protect
-from isd_service.entrypoints.api.schemas import Strict, json_body, parse
+from isd_service.entrypoints.api.schemas import AuditPage, Strict, TokenList, TokenOut
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session, uow
 from isd_service.service_layer import audit
@@ -22,7 +23,7 @@ from isd_service.service_layer.tokens import (
     token_summary,
 )
 
-bp = Blueprint("governance", __name__)
+bp = Blueprint("governance", __name__, description="Tokens and the audit log")
 
 
 class TokenBody(Strict):
@@ -45,9 +46,10 @@ protect(bp, "admin")
 
 
 @bp.post("/tokens")
-def post_token() -> Any:
+@bp.arguments(TokenBody)
+@bp.response(201, TokenOut)
+def post_token(body: dict[str, Any]) -> Any:
     """Create a token; its text is in this answer and never again."""
-    body = parse(TokenBody(), json_body(), status=422, what="body")
     days = body.get("days")
     token, row = issue_token(
         uow(), organisation=body["organisation"], roles=body["roles"],
@@ -58,11 +60,13 @@ def post_token() -> Any:
 
 
 @bp.get("/tokens")
+@bp.response(200, TokenList)
 def get_tokens() -> Any:
     return {"tokens": [token_summary(row) for row in list_tokens(session())]}
 
 
 @bp.delete("/tokens/<int:token_id>")
+@bp.response(200, TokenOut)
 def delete_token(token_id: int) -> Any:
     """Revoke a token: it is refused from now on (the row stays, for the audit)."""
     row = revoke_token(uow(), token_id, actor=caller().actor,
@@ -71,9 +75,10 @@ def delete_token(token_id: int) -> Any:
 
 
 @bp.get("/audit")
-def get_audit() -> Any:
+@bp.arguments(AuditQuery, location="query")
+@bp.response(200, AuditPage)
+def get_audit(query: dict[str, Any]) -> Any:
     """The audit log, newest first, a page at a time (follow next_cursor)."""
-    query = parse(AuditQuery(), request.args)
     before = None
     if "cursor" in query:
         try:

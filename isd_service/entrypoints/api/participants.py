@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Response, request, stream_with_context
 from marshmallow import fields, validate
 
 from isd_service.adapters import repository
@@ -14,11 +14,13 @@ from isd_service.domain.catalogue import Catalogue
 from isd_service.domain.formats import atom, isd_csv
 from isd_service.domain.lifecycle import SCHEDULED
 from isd_service.domain.snapshot import records
-from isd_service.entrypoints.api.schemas import MAX_VERSION, Strict, parse
+from isd_service.entrypoints.api.blueprint import Blueprint
+from isd_service.entrypoints.api.schemas import MAX_VERSION, Strict
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session
 
-bp = Blueprint("participants", __name__)
+bp = Blueprint("participants", __name__,
+               description="The ISD data store's CSV files and the Atom feed")
 
 
 def published(number: int | None) -> Version:
@@ -56,9 +58,10 @@ class IsdQuery(Strict):
 
 
 @bp.get("/ISD")
-def get_isd_file() -> Response:
+@bp.arguments(IsdQuery, location="query")
+@bp.response(200, {"type": "string"}, content_type="text/csv")
+def get_isd_file(args: dict[str, Any]) -> Response:
     """One entity, by its id or its MDD source name, in the ISD data store's CSV layout."""
-    args: dict[str, Any] = parse(IsdQuery(), request.args)
     version = published(args.get("version"))
     catalogue = Catalogue.from_list(version.catalogue)
     wanted = args["filter"]
@@ -80,6 +83,7 @@ FEED_LENGTH = 50
 
 
 @bp.get("/v1/feed.atom")
+@bp.response(200, {"type": "string"}, content_type="application/atom+xml")
 def get_feed() -> Response:
     """Atom: the latest publications and the releases planned but not yet published."""
     db = session()

@@ -6,7 +6,7 @@ import re
 from contextlib import closing
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Response, current_app, request, url_for
 
 from isd_service.adapters import repository
 from isd_service.adapters.orm import Version
@@ -17,6 +17,7 @@ from isd_service.domain.manifest import manifest
 from isd_service.domain.records import decode, project
 from isd_service.domain.snapshot import entities_of
 from isd_service.domain.validation import coerce
+from isd_service.entrypoints.api.blueprint import Blueprint
 from isd_service.entrypoints.api.caching import (
     bytes_response,
     downloads,
@@ -26,18 +27,24 @@ from isd_service.entrypoints.api.caching import (
 )
 from isd_service.entrypoints.api.schemas import (
     MAX_VERSION,
+    CatalogueOut,
     CatalogueQuery,
     DeltaQuery,
+    Manifest,
     PageQuery,
+    RecordPage,
     RecordsQuery,
     SnapshotQuery,
-    parse,
+    VersionPage,
 )
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session
 from isd_service.service_layer.downloads import MIMETYPES, version_manifest
 
-bp = Blueprint("public", __name__)
+bp = Blueprint("public", __name__, description="Public reads, no login")
+# What the answers of the downloads may also be (their ETag and Range handling)
+NOT_MODIFIED = "not modified (a conditional GET)"
+PARTIAL = "partial content (a Range request)"
 
 
 def _version(number: int) -> Version:
@@ -55,9 +62,10 @@ def _latest() -> Version:
 
 
 @bp.get("/catalogue")
-def get_catalogue() -> Any:
+@bp.arguments(CatalogueQuery, location="query")
+@bp.response(200, CatalogueOut)
+def get_catalogue(args: dict[str, Any]) -> Any:
     """The working catalogue, or with ?version=N the one version N was published with."""
-    args = parse(CatalogueQuery(), request.args)
     if "version" in args:
         version = _version(args["version"])
         return {"version": version.number, "entities": version.catalogue}
@@ -66,9 +74,11 @@ def get_catalogue() -> Any:
 
 
 @bp.get("/versions")
-def list_versions() -> Any:
+@bp.arguments(PageQuery, location="query")
+@bp.response(200, VersionPage)
+@bp.alt_response(304, description=NOT_MODIFIED)
+def list_versions(args: dict[str, Any]) -> Any:
     """Published versions, newest first; `cursor` is the number to continue below."""
-    args = parse(PageQuery(), request.args)
     limit = args.get("limit", 100)
     below = None
     if "cursor" in args:
@@ -89,11 +99,15 @@ def list_versions() -> Any:
 
 
 @bp.get("/versions/latest")
+@bp.response(200, Manifest)
+@bp.alt_response(304, description=NOT_MODIFIED)
 def get_latest() -> Any:
     return json_response(manifest(_latest()), immutable=False)
 
 
 @bp.get("/versions/<int(signed=True):number>")
+@bp.response(200, Manifest)
+@bp.alt_response(304, description=NOT_MODIFIED)
 def get_manifest(number: int) -> Any:
     return bytes_response(_manifest_bytes(number), "application/json", immutable=True)
 
@@ -105,6 +119,8 @@ def _manifest_bytes(number: int) -> bytes:
 
 
 @bp.get("/versions/<int(signed=True):number>/manifest.sig")
+@bp.response(200, {"type": "string"}, content_type="text/plain")
+@bp.alt_response(304, description=NOT_MODIFIED)
 def get_manifest_signature(number: int) -> Response:
     """The Ed25519 signature (base64) of the exact bytes of /versions/{n}."""
     data = sign(_signing_key_file(), _manifest_bytes(number))
@@ -112,6 +128,8 @@ def get_manifest_signature(number: int) -> Response:
 
 
 @bp.get("/signing-key")
+@bp.response(200, {"type": "string"}, content_type="application/x-pem-file")
+@bp.alt_response(304, description=NOT_MODIFIED)
 def get_signing_key() -> Response:
     """The public key that manifests are signed with (PEM)."""
     return bytes_response(public_key_pem(_signing_key_file()), "application/x-pem-file",
@@ -126,6 +144,9 @@ def _signing_key_file() -> str:
 
 
 @bp.get("/versions/<int(signed=True):number>/SHA256SUMS")
+@bp.response(200, {"type": "string"}, content_type="text/plain")
+@bp.alt_response(206, description=PARTIAL)
+@bp.alt_response(304, description=NOT_MODIFIED)
 def get_sha256sums(number: int) -> Response:
     """The hashes of the manifest's downloads, in the format `sha256sum -c` reads."""
     version = _version(number)
@@ -134,8 +155,13 @@ def get_sha256sums(number: int) -> Response:
 
 
 @bp.get("/versions/<int(signed=True):number>/snapshot")
-def get_snapshot(number: int) -> Response:
-    args = parse(SnapshotQuery(), request.args)
+@bp.arguments(SnapshotQuery, location="query")
+@bp.response(200, {}, content_type="application/json")
+@bp.alt_response(200, schema={}, content_type="application/x-ndjson", success=True)
+@bp.alt_response(200, schema={}, content_type="application/zip", success=True)
+@bp.alt_response(206, description=PARTIAL)
+@bp.alt_response(304, description=NOT_MODIFIED)
+def get_snapshot(args: dict[str, Any], number: int) -> Response:
     version = _version(number)
     entity = args.get("entity")
     try:
@@ -149,6 +175,9 @@ def get_snapshot(number: int) -> Response:
 
 
 @bp.get("/versions/<int(signed=True):number>/mdd/<string:name>")
+@bp.response(200, {}, content_type="text/csv")
+@bp.alt_response(206, description=PARTIAL)
+@bp.alt_response(304, description=NOT_MODIFIED)
 def get_mdd_file(number: int, name: str) -> Response:
     """One entity in the Elexon MDD CSV layout: `<Stem>.csv` (or `<Stem>_<N>.csv`)."""
     version = _version(number)
@@ -166,9 +195,13 @@ def get_mdd_file(number: int, name: str) -> Response:
 
 
 @bp.get("/deltas")
-def get_delta() -> Response:
+@bp.arguments(DeltaQuery, location="query")
+@bp.response(200, {}, content_type="application/json")
+@bp.alt_response(200, schema={}, content_type="application/x-ndjson", success=True)
+@bp.alt_response(206, description=PARTIAL)
+@bp.alt_response(304, description=NOT_MODIFIED)
+def get_delta(args: dict[str, Any]) -> Response:
     """Net changes from version `from` (0: empty) to `to` (default: latest)."""
-    args = parse(DeltaQuery(), request.args)
     new = _version(args["to"]) if "to" in args else _latest()
     old = _version(args["from_"]) if args["from_"] else None
     if old is not None and old.number > new.number:
@@ -185,10 +218,11 @@ def get_delta() -> Response:
 
 
 @bp.get("/entities/<string:entity_id>/records")
-def get_records(entity_id: str) -> Any:
+@bp.arguments(RecordsQuery, location="query")
+@bp.response(200, RecordPage)
+def get_records(args: dict[str, Any], entity_id: str) -> Any:
     """Records of an entity in a version, filtered by field values and validity date."""
     known = {"version", "effective_on", "limit", "cursor"}
-    args = parse(RecordsQuery(), {k: v for k, v in request.args.items() if k in known})
     version = _version(args["version"]) if "version" in args else _latest()
     entity = Catalogue.from_list(version.catalogue).get(entity_id)
     if entity is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from isd_service.adapters import repository
@@ -15,22 +15,18 @@ from isd_service.domain import delta
 from isd_service.domain.formats import FORMATS, ical
 from isd_service.domain.manifest import manifest
 from isd_service.domain.staging import MODES
-from isd_service.entrypoints.api.admin import (
-    load_files,
-    load_summary,
-    require_multipart,
-    uploaded_files,
-)
-from isd_service.entrypoints.api.guard import caller, protect
-from isd_service.entrypoints.api.schemas import MAX_VERSION, json_body, parse
+from isd_service.entrypoints.api.admin import load_files, load_summary, uploaded_files
+from isd_service.entrypoints.api.blueprint import Blueprint
+from isd_service.entrypoints.api.guard import caller, protect, requires
+from isd_service.entrypoints.api.schemas import MAX_VERSION, Manifest
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session, uow
 from isd_service.service_layer import calendar
 from isd_service.service_layer import schedule as steps
 from isd_service.service_layer.calendar import get_release, release_dict
 
-public_bp = Blueprint("releases", __name__)
-admin_bp = Blueprint("releases_admin", __name__)
+public_bp = Blueprint("releases", __name__, description="The release calendar")
+admin_bp = Blueprint("releases_admin", __name__, description="Planning the releases")
 
 
 # --- schemas ------------------------------------------------------------------------------
@@ -73,11 +69,13 @@ class FrozenLoadForm(Schema):
 # --- public -------------------------------------------------------------------------------
 
 @public_bp.get("/releases")
+@public_bp.response(200)
 def list_releases() -> Any:
     return {"releases": [release_dict(r) for r in repository.releases(session())]}
 
 
 @public_bp.get("/releases.ics")
+@public_bp.response(200, {"type": "string"}, content_type="text/calendar")
 def releases_ics() -> Response:
     text = ical.write(repository.releases(session()), request.host.split(":")[0] or "isd")
     return Response(text, mimetype="text/calendar",
@@ -85,11 +83,13 @@ def releases_ics() -> Response:
 
 
 @public_bp.get("/releases/<int(signed=True):release_id>")
+@public_bp.response(200)
 def show_release(release_id: int) -> Any:
     return release_dict(get_release(session(), release_id))
 
 
 @public_bp.get("/releases/<int(signed=True):release_id>/preview")
+@public_bp.response(200, {"type": "object"}, content_type="application/json")
 def preview(release_id: int) -> Response:
     """A frozen release's changes, in the shape of GET /deltas (from = the latest version)."""
     db = session()
@@ -98,9 +98,10 @@ def preview(release_id: int) -> Response:
 
 
 @public_bp.get("/versions/live")
-def version_live() -> Any:
+@public_bp.arguments(LiveQuery, location="query")
+@public_bp.response(200, Manifest)
+def version_live(args: dict[str, Any]) -> Any:
     """The version in force on a day (the newest gone live on or before it)."""
-    args = parse(LiveQuery(), request.args)
     version = repository.live_on(session(), args["on"])
     if version is None:
         raise ApiError(404, f"no published version has gone live by {args['on'].isoformat()}",
@@ -114,9 +115,10 @@ protect(admin_bp)
 
 
 @admin_bp.post("/releases")
-def create_release() -> Any:
-    caller().require("publisher")
-    body = parse(ReleaseBody(), json_body(), status=422, what="body")
+@requires("publisher")
+@admin_bp.arguments(ReleaseBody)
+@admin_bp.response(201)
+def create_release(body: dict[str, Any]) -> Any:
     row = calendar.create_release(
         uow(), change_deadline=body["change_deadline"], publish_at=body["publish_at"],
         go_live_date=body["go_live_date"], version=body.get("version"),
@@ -126,15 +128,17 @@ def create_release() -> Any:
 
 
 @admin_bp.patch("/releases/<int(signed=True):release_id>")
-def change_release(release_id: int) -> Any:
-    caller().require("publisher")
-    body = parse(ReleaseBody(partial=True), json_body(), status=422, what="body")
+@requires("publisher")
+@admin_bp.arguments(ReleaseBody(partial=True))
+@admin_bp.response(200)
+def change_release(body: dict[str, Any], release_id: int) -> Any:
     row = calendar.update_release(uow(), release_id, body, actor=caller().actor,
                                   organisation=caller().organisation)
     return release_dict(row)
 
 
 @admin_bp.delete("/releases/<int(signed=True):release_id>")
+@admin_bp.response(200)
 def cancel_release(release_id: int) -> Any:
     caller().require("publisher")
     row = calendar.cancel_release(uow(), release_id, actor=caller().actor,
@@ -143,17 +147,18 @@ def cancel_release(release_id: int) -> Any:
 
 
 @admin_bp.post("/releases/frozen/loads")
-def load_into_frozen() -> Any:
+@requires("publisher")
+@admin_bp.arguments(FrozenLoadForm, location="form")
+@admin_bp.response(201)
+def load_into_frozen(form: dict[str, Any]) -> Any:
     """Override: load into the frozen release's set after its change deadline."""
-    caller().require("publisher")
-    require_multipart()
-    form = parse(FrozenLoadForm(), request.form, status=422, what="form")
     record = load_files(form, uploaded_files(), target="frozen")
     release = repository.load_release(session(), record.id)
     return {**load_summary(record), "release": release_dict(release) if release else None}, 201
 
 
 @admin_bp.get("/loads/<int(signed=True):load_id>/release")
+@admin_bp.response(200)
 def release_of_load(load_id: int) -> Any:
     """Which release a load went to (the open one, or the frozen one by override)."""
     caller().require("loader", "publisher")
@@ -162,6 +167,7 @@ def release_of_load(load_id: int) -> Any:
 
 
 @admin_bp.get("/schedule")
+@admin_bp.response(200)
 def schedule() -> Any:
     """The scheduler's next runs and the outcome of past runs (failures with their reason)."""
     caller().require("publisher")

@@ -1,15 +1,16 @@
-"""Marshmallow schemas for what the API accepts: query strings, forms and JSON bodies."""
+"""Marshmallow schemas of the API: what it accepts (query strings, forms and JSON bodies, read
+by flask-smorest's ``@blp.arguments``) and what its main JSON reads answer (``@blp.response``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
 from isd_service.domain.formats import FORMATS
 from isd_service.domain.staging import MODES
-from isd_service.entrypoints.errors import ApiError, schema_errors
+from isd_service.entrypoints.errors import ApiError
 
 MAX_VERSION = 2**31 - 1
 Version = fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_VERSION))
@@ -44,7 +45,11 @@ class CatalogueQuery(Strict):
 
 
 class RecordsQuery(Schema):
-    """Known parameters; any other parameter must be a field of the entity (a filter)."""
+    """Known parameters; any other parameter must be a field of the entity (a filter), which
+    the view checks against the entity's catalogue."""
+
+    class Meta:
+        unknown = INCLUDE
 
     version = fields.Integer(validate=validate.Range(min=1, max=MAX_VERSION))
     effective_on = fields.Date()
@@ -76,10 +81,81 @@ def json_body() -> Any:
     return body
 
 
-def parse(schema: Schema, data: Any, *, status: int = 400, what: str = "query") -> dict[str, Any]:
-    """Load ``data`` with ``schema``, or answer ``status`` listing every bad parameter."""
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        raise ApiError(status, f"the request's {what} is not valid", slug="invalid-request",
-                       errors=schema_errors(exc)) from None
+# --- what the main reads answer (extra properties are allowed: answers may grow) -------------
+
+class Answer(Schema):
+    """Describes an answer that its view builds itself, as JSON-ready data.
+
+    flask-smorest sends a view's answer through ``dump`` of its ``@blp.response`` schema, and
+    marshmallow's dump keeps only the declared fields, in their declared order, converting
+    each value. These answers may carry more than is declared (``unknown = INCLUDE``: they may
+    grow, and some add keys, such as a new token's text), so ``dump`` gives the answer back as
+    it is: the schema documents the answer and never reshapes it.
+    """
+
+    class Meta:
+        unknown = INCLUDE
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        return obj
+
+
+class Problem(Answer):
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.List(fields.Dict())
+
+
+class EntityHash(Answer):
+    records = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+
+
+class Manifest(Answer):
+    version = fields.Integer(required=True)
+    published_at = fields.String(required=True)
+    go_live_date = fields.Date(required=True, allow_none=True)
+    previous_version = fields.Integer(required=True, allow_none=True)
+    sha256 = fields.String(required=True)
+    catalogue_sha256 = fields.String(required=True)
+    record_count = fields.Integer(required=True)
+    entities = fields.Dict(keys=fields.String(), values=fields.Nested(EntityHash),
+                           required=True)
+    # "loads" (provenance, on /versions/{n}); named apart from Schema.loads
+    loads_ = fields.List(fields.Dict(), data_key="loads")
+
+
+class VersionPage(Answer):
+    versions = fields.List(fields.Nested(Manifest), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class CatalogueOut(Answer):
+    version = fields.Integer(required=True, allow_none=True)
+    entities = fields.List(fields.Dict(), required=True)
+
+
+class RecordPage(Answer):
+    entity = fields.String(required=True)
+    version = fields.Integer(required=True)
+    records = fields.List(fields.Dict(), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class AuditPage(Answer):
+    events = fields.List(fields.Dict(), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class TokenOut(Answer):
+    id = fields.Integer(required=True)
+    organisation = fields.String(required=True)
+    roles = fields.List(fields.String(), required=True)
+    expires_at = fields.String(required=True, allow_none=True)
+    revoked_at = fields.String(required=True, allow_none=True)
+
+
+class TokenList(Answer):
+    tokens = fields.List(fields.Nested(TokenOut), required=True)
