@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Table, create_engine, select, text
+from sqlalchemy import Table, create_engine, make_url, select, text
 
 from isd_service import PROJECT_ROOT, create_app
 from isd_service.auth import create_token
@@ -23,15 +23,64 @@ MDD_DIR = Path(os.environ.get("ISD_MDD_DIR", PROJECT_ROOT.parent / "shared" / "m
 MDD_VERSIONS = [370, 371, 372, 373, 374]
 
 
+# Under pytest-xdist (see setup.cfg): the tests of a module that share one store, built by a
+# module-scoped fixture, run on one worker, so that the store is built once; and the slowest
+# modules start first, so that no worker is left running a long test at the end.
+SHARED_STORE_MODULES = {"test_browser", "test_mdd_versions", "test_sync"}
+SLOW_MODULES = ("test_sync", "test_mdd_versions", "test_faults", "test_scheduler_processes",
+                "test_browser", "test_openapi", "test_web_processes")
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` for named tests only (path::name): one process, as starting workers would
+    cost more than they save."""
+    if config.args and all("::" in arg for arg in config.args):
+        return 0
+    return None
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadgroup, with a module of SHARED_STORE_MODULES as a group.
+
+    (pytest-xdist's own loadgroup reads xdist_group marks from a suffix it adds to node ids,
+    which pytest 9.2 no longer lets it set.)
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedStoreScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if Path(module).stem in SHARED_STORE_MODULES else nodeid
+
+    return SharedStoreScheduling(config, log)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        def rank(item: pytest.Item) -> int:
+            stem = item.path.stem
+            return SLOW_MODULES.index(stem) if stem in SLOW_MODULES else len(SLOW_MODULES)
+        items.sort(key=rank)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A database with the schema built by the migrations (never create_all)."""
+    """A database with the schema built by the migrations (never create_all).
+
+    SQLite: a file in this process's temporary folder. PostgreSQL: the database that
+    ISD_TEST_DATABASE_URL names, or under pytest-xdist one database per worker beside it
+    (NAME_gw0, NAME_gw1, ..., created when missing).
+    """
     from alembic import command
 
     url = os.environ.get("ISD_TEST_DATABASE_URL")
     if not url:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'isd.sqlite3'}"
     else:
+        url = worker_database(url)
         engine = create_engine(url)
         with engine.begin() as conn:  # start from nothing: a previous run may have left tables
             conn.execute(text("DROP SCHEMA public CASCADE"))
@@ -39,6 +88,24 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         engine.dispose()
     command.upgrade(alembic_config(url), "head")
     return url
+
+
+def worker_database(url: str) -> str:
+    """This pytest-xdist worker's own database beside the one ``url`` names; created if missing."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                           {"name": name}) is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 # Per database URL, the rows that `isd db upgrade` leaves in an empty database (the draft
