@@ -3,6 +3,7 @@ ISD_TEST_DATABASE_URL names one), its client, tokens, and the real MDD versions.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Table, create_engine, make_url, select, text
 
-from isd_service import PROJECT_ROOT, create_app
+from isd_service import PROJECT_ROOT, create_app, webhooks
 from isd_service.auth import create_token
 from isd_service.cli import alembic_config, upgrade_database
 from isd_service.db import Base
@@ -147,12 +148,31 @@ def make_app(database_url: str, tmp_path: Path) -> Flask:
                        "DOWNLOADS_DIR": str(tmp_path / "downloads")})
 
 
+@pytest.fixture(scope="session")
+def _session_app(database_url: str, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[tuple[Flask, dict[str, Any], dict[str, Any]]]:
+    """One app for the session: building one, and the SQL its engine compiles and caches,
+    cost more than most tests. Its configuration and extensions are kept as built."""
+    app = make_app(database_url, tmp_path_factory.mktemp("app"))
+    yield app, copy.deepcopy(dict(app.config)), dict(app.extensions)
+    database_of(app).engine.dispose()
+
+
 @pytest.fixture
-def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(database_url, tmp_path)
+def app(_session_app: tuple[Flask, dict[str, Any], dict[str, Any]], tmp_path: Path
+        ) -> Iterator[Flask]:
+    """The session's app as it was built, with its own downloads folder, on an empty store."""
+    app, config, extensions = _session_app
+    app.config.clear()
+    app.config.update(copy.deepcopy(config), DOWNLOADS_DIR=str(tmp_path / "downloads"))
+    app.extensions.clear()
+    app.extensions.update(extensions)
     with app.app_context():
         reset(app)
     yield app
+    # As with an app of its own, the next test starts without this one's webhook sender
+    # (a sender waiting to retry wakes up later, finds nothing due and stops) nor connections.
+    webhooks._workers.pop(id(app), None)
     database_of(app).engine.dispose()
 
 
