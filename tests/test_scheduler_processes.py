@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from isd_service import release_calendar
 from isd_service.extensions import session
@@ -21,6 +21,7 @@ from isd_service.models import Release, ReleaseRun, Version
 
 ADMIN = "/api/v1/admin"
 ISD = Path(sys.executable).parent / "isd"
+DONE = ("frozen", "published")  # the outcomes of a step that did its work
 
 
 def test_three_schedulers_publish_each_planned_release_exactly_once(
@@ -57,8 +58,21 @@ def test_three_schedulers_publish_each_planned_release_exactly_once(
                 session().close()
             done = states == {"published"}
             assert all(p.poll() is None for p, _ in procs), "a scheduler exited early"
-        # Give the others time to attempt the same steps too.
-        time.sleep(3)
+        # The others attempt the same steps as they fall due: wait until each step's run is
+        # recorded and the shared job store holds no step left to start. A run still going
+        # on then is finished and recorded before its scheduler exits.
+        steps = {(release, action) for release in planned for action in ("freeze", "publish")}
+        while done:
+            with app.app_context():
+                recorded = {tuple(run) for run in session().execute(
+                    select(ReleaseRun.release_id, ReleaseRun.action)
+                    .where(ReleaseRun.outcome.in_(DONE)))}
+                queued = session().scalar(text("SELECT count(*) FROM apscheduler_jobs"))
+                session().close()
+            if recorded == steps and queued == 0:
+                break
+            assert time.monotonic() < deadline, f"runs recorded: {recorded}, jobs left: {queued}"
+            time.sleep(0.1)
     finally:
         for p, _ in procs:
             p.send_signal(signal.SIGTERM)
