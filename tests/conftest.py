@@ -18,16 +18,16 @@ from isd_service import PROJECT_ROOT, create_app, webhooks
 from isd_service.auth import create_token
 from isd_service.cli import alembic_config, upgrade_database
 from isd_service.db import Base
-from isd_service.extensions import database, session
+from isd_service.extensions import session
 
 MDD_DIR = Path(os.environ.get("ISD_MDD_DIR", PROJECT_ROOT.parent / "shared" / "mdd"))
 MDD_VERSIONS = [370, 371, 372, 373, 374]
 
 
-# Under pytest-xdist (see setup.cfg): the tests of a module that share one store, built by a
-# module-scoped fixture, run on one worker, so that the store is built once; and the slowest
-# modules start first, so that no worker is left running a long test at the end.
-SHARED_STORE_MODULES = {"test_browser", "test_mdd_versions", "test_sync"}
+# Under pytest-xdist (see setup.cfg): the tests of a module that share a store built once for
+# the module run on one worker, so that it is built once; and the slowest modules start
+# first, so that no worker is left running a long test at the end.
+SHARED_STORE_MODULES = {"test_browser", "test_faults", "test_mdd_versions", "test_sync"}
 SLOW_MODULES = ("test_sync", "test_mdd_versions", "test_faults", "test_scheduler_processes",
                 "test_browser", "test_openapi", "test_web_processes")
 
@@ -109,9 +109,11 @@ def worker_database(url: str) -> str:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
+Rows = list[tuple[Table, list[dict[str, Any]]]]
+
 # Per database URL, the rows that `isd db upgrade` leaves in an empty database (the draft
 # row, the seed catalogue): read once, after it first ran, and written back by every reset.
-_UPGRADED: dict[str, list[tuple[Table, list[dict[str, Any]]]]] = {}
+_UPGRADED: dict[str, Rows] = {}
 
 
 def reset(app: Flask) -> None:
@@ -121,25 +123,38 @@ def reset(app: Flask) -> None:
     install the seed catalogue for every test, write back the rows that doing so left once.
     """
     url = app.config["DATABASE_URL"]
-    engine = database().engine
-    with engine.begin() as conn:
+    if url in _UPGRADED:
+        restore(app, _UPGRADED[url])
+        return
+    restore(app, [])
+    with database_of(app).engine.begin() as conn:
+        conn.execute(text("INSERT INTO draft (id, revision) VALUES (1, 0)"))
+    upgrade_database(app)
+    session().close()
+    _UPGRADED[url] = saved_rows(app)
+
+
+def saved_rows(app: Flask) -> Rows:
+    """Every row of every table, for restore() to write back."""
+    with database_of(app).engine.connect() as conn:
+        tables = [(table, [dict(row) for row in conn.execute(
+            select(table).order_by(*table.primary_key.columns)).mappings()])
+            for table in Base.metadata.sorted_tables]
+    return [(table, rows) for table, rows in tables if rows]
+
+
+def restore(app: Flask, rows: Rows) -> None:
+    """Empty every table, then write back the rows that saved_rows() read.
+
+    Ids are written as they were: sequences only move on, so none is given out twice.
+    """
+    with database_of(app).engine.begin() as conn:
         # DELETE, not TRUNCATE: on PostgreSQL a TRUNCATE of every table costs ten times as
         # much when, as after most tests, they hold a few rows.
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
-        for table, rows in _UPGRADED.get(url, []):
-            conn.execute(table.insert(), rows)
-    if url in _UPGRADED:
-        return
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO draft (id, revision) VALUES (1, 0)"))
-    upgrade_database(app)
-    session().close()
-    with engine.connect() as conn:
-        tables = [(table, [dict(row) for row in conn.execute(
-            select(table).order_by(*table.primary_key.columns)).mappings()])
-            for table in Base.metadata.sorted_tables]
-    _UPGRADED[url] = [(table, rows) for table, rows in tables if rows]
+        for table, table_rows in rows:
+            conn.execute(table.insert(), table_rows)
 
 
 def make_app(database_url: str, tmp_path: Path) -> Flask:
