@@ -134,17 +134,18 @@ def reset(app: Flask) -> None:
     _UPGRADED[url] = saved_rows(app)
 
 
-def saved_rows(app: Flask) -> Rows:
-    """Every row of every table, for restore() to write back."""
+def saved_rows(app: Flask, keep: tuple[str, ...] = ()) -> Rows:
+    """Every row of every table but those named in ``keep``, for restore() to write back."""
     with database_of(app).engine.connect() as conn:
         tables = [(table, [dict(row) for row in conn.execute(
             select(table).order_by(*table.primary_key.columns)).mappings()])
-            for table in Base.metadata.sorted_tables]
+            for table in Base.metadata.sorted_tables if table.name not in keep]
     return [(table, rows) for table, rows in tables if rows]
 
 
-def restore(app: Flask, rows: Rows) -> None:
-    """Empty every table, then write back the rows that saved_rows() read.
+def restore(app: Flask, rows: Rows, keep: tuple[str, ...] = ()) -> None:
+    """Empty every table but those named in ``keep``, then write back the rows that
+    saved_rows() read.
 
     Ids are written as they were: sequences only move on, so none is given out twice.
     """
@@ -152,7 +153,8 @@ def restore(app: Flask, rows: Rows) -> None:
         # DELETE, not TRUNCATE: on PostgreSQL a TRUNCATE of every table costs ten times as
         # much when, as after most tests, they hold a few rows.
         for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
+            if table.name not in keep:
+                conn.execute(table.delete())
         for table, table_rows in rows:
             conn.execute(table.insert(), table_rows)
 
