@@ -32,6 +32,7 @@ SLOW_MODULES = ("test_sync", "test_mdd_versions", "test_faults", "test_scheduler
                 "test_browser", "test_openapi", "test_web_processes")
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto` for named tests only (path::name): one process, as starting workers would
     cost more than they save."""
@@ -40,6 +41,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return None
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """--dist loadgroup, with a module of SHARED_STORE_MODULES as a group.
 
