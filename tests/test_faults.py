@@ -29,7 +29,7 @@ from sqlalchemy import select
 from isd_service import PROJECT_ROOT
 from isd_service.adapters.orm import Base
 from isd_service.entrypoints.flask_db import database
-from tests.conftest import MDD_DIR, mdd_files
+from tests.conftest import MDD_DIR, Rows, mdd_files, restore, saved_rows
 
 pytestmark = pytest.mark.mdd
 
@@ -106,9 +106,21 @@ def url(app: Flask) -> str:
     return app.config["DATABASE_URL"]
 
 
+@pytest.fixture(scope="module")
+def v370_rows() -> list[Rows]:
+    """The rows of the first v370 built (tokens aside), for the next tests to write back."""
+    return []
+
+
 @pytest.fixture
-def v370(app: Flask, url: str) -> None:
-    """MDD 370 published as version 370, and one file of 371 staged in the draft."""
+def v370(app: Flask, url: str, v370_rows: list[Rows]) -> None:
+    """MDD 370 published as version 370, and one file of 371 staged in the draft.
+
+    Built with the CLI for the first test; the next ones start from its rows, written back.
+    """
+    if v370_rows:
+        restore(app, v370_rows[0], keep=("api_token",))
+        return
     runner = app.test_cli_runner()
     result = runner.invoke(args=["load", mdd_folder(370)])
     assert result.exit_code == 0, result.output
@@ -117,6 +129,7 @@ def v370(app: Flask, url: str) -> None:
     staged = Path(mdd_folder(371)) / "Market_Participant_371.csv"
     result = runner.invoke(args=["load", str(staged)])
     assert result.exit_code == 0, result.output
+    v370_rows.append(saved_rows(app, keep=("api_token",)))
 
 
 @pytest.mark.usefixtures("v370")

@@ -7,6 +7,7 @@ check then reads it over HTTP, as a participant would, and compares with the sou
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -24,6 +25,7 @@ from tests.conftest import MDD_VERSIONS, database_of, make_app, mdd_files, publi
 
 CATALOGUE = json.loads((PROJECT_ROOT / "seed_data" / "catalogue.json").read_text())["entities"]
 BY_SOURCE = {e["source"]: e for e in CATALOGUE}
+KEYS = {e["id"]: e["key"] for e in CATALOGUE}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,7 @@ def store(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield app
     finally:
         database_of(app).engine.dispose()
+        source_rows.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +51,7 @@ def client(store: Flask) -> FlaskClient:
     return store.test_client()
 
 
+@functools.cache  # the files never change: each is read once for the module
 def source_rows(version: int, stem: str) -> tuple[list[str], list[list[str]]]:
     path = next(p for p in mdd_files(version) if p.name == f"{stem}_{version}.csv")
     with path.open(newline="", encoding="utf-8") as f:
@@ -83,8 +87,7 @@ def _fetch_snapshot(client: FlaskClient, version: int) -> dict[str, list[dict[st
 
 
 def key_of(entity_id: str, record: dict[str, Any]) -> tuple[str, ...]:
-    entity = next(e for e in CATALOGUE if e["id"] == entity_id)
-    return tuple(str(record[k]) for k in entity["key"])
+    return tuple(str(record[k]) for k in KEYS[entity_id])
 
 
 def test_each_version_holds_exactly_the_source_records(client: FlaskClient) -> None:

@@ -21,6 +21,7 @@ from isd_service.service_layer import calendar
 
 ADMIN = "/api/v1/admin"
 ISD = Path(sys.executable).parent / "isd"
+DONE = ("frozen", "published")  # the outcomes of a step that did its work
 
 
 def test_three_schedulers_publish_each_planned_release_exactly_once(
@@ -57,8 +58,24 @@ def test_three_schedulers_publish_each_planned_release_exactly_once(
                 session().close()
             done = states == {"published"}
             assert all(p.poll() is None for p, _ in procs), "a scheduler exited early"
-        # Give the others time to attempt the same steps too.
-        time.sleep(3)
+        # The others attempt the same steps as they fall due (every due time has passed by
+        # now, so each scheduler starts what its job store holds at once): wait until each
+        # step's run is recorded and no further run has been recorded for a second. A run
+        # still going on at SIGTERM is finished and recorded before its scheduler exits.
+        steps = {(release, action) for release in planned for action in ("freeze", "publish")}
+        seen, quiet_since = -1, time.monotonic()
+        while done:
+            with app.app_context():
+                runs = session().execute(
+                    select(ReleaseRun.release_id, ReleaseRun.action, ReleaseRun.outcome)).all()
+                session().close()
+            recorded = {(r, a) for r, a, outcome in runs if outcome in DONE}
+            if len(runs) != seen:
+                seen, quiet_since = len(runs), time.monotonic()
+            if recorded == steps and time.monotonic() - quiet_since >= 1:
+                break
+            assert time.monotonic() < deadline, f"runs recorded: {runs}"
+            time.sleep(0.1)
     finally:
         for p, _ in procs:
             p.send_signal(signal.SIGTERM)

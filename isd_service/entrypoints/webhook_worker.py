@@ -67,3 +67,10 @@ def wait_idle(app: Flask, timeout: float) -> bool:
         return True
     worker.thread.join(timeout)
     return not worker.thread.is_alive()
+
+
+def forget(app: Flask) -> None:
+    """Let this process's next publication start a new sender for ``app`` (tests reuse an
+    app; a sender waiting to retry wakes up later, finds nothing due and stops)."""
+    with _lock:
+        _workers.pop(id(app), None)
