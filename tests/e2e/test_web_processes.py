@@ -20,7 +20,7 @@ import pytest
 from flask import Flask
 
 from isd_service import PROJECT_ROOT
-from tests.test_downloads import publish_seed_and_change
+from tests.integration.test_downloads import publish_seed_and_change
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0

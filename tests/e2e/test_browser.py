@@ -23,7 +23,7 @@ from isd_service import PROJECT_ROOT
 from isd_service.entrypoints.flask_db import uow
 from isd_service.service_layer import calendar
 from tests.conftest import database_of, make_app, reset
-from tests.test_pages import three_versions
+from tests.integration.test_pages import three_versions
 
 SHOTS = Path(os.environ.get("ISD_SCREENSHOTS", PROJECT_ROOT / "tests" / "screenshots"))
 BROWSER = shutil.which("chromium")
