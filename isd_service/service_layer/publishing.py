@@ -35,7 +35,8 @@ def publish(
     go_live_date: date | None = None,
     force: bool = False,
 ) -> Version:
-    """Publish the draft as version N = latest + 1 (or ``version`` for the very first).
+    """Publish the draft as version ``version`` (any number above the latest: MDD's
+    numbering has gaps), or latest + 1 when none is given.
 
     When a release of the calendar is frozen, its frozen set is what publishes (with its
     go-live date unless one is given), and the open draft waits for the following release.
@@ -116,13 +117,15 @@ def publish_in(
 
 
 def _next_number(latest: Version | None, requested: int | None) -> int:
+    """The number to publish: the one asked for, which must be above the latest (MDD's
+    numbering has gaps), else latest + 1 (1 for the very first)."""
+    if requested is not None and not 1 <= requested <= MAX_VERSION:
+        raise PublishRefused("a version number is a positive integer", status=422)
     if latest is None:
-        number = requested if requested is not None else 1
-        if number < 1 or number > MAX_VERSION:
-            raise PublishRefused("a version number is a positive integer", status=422)
-        return number
-    if requested is not None and requested != latest.number + 1:
+        return requested if requested is not None else 1
+    if requested is not None and requested <= latest.number:
         raise PublishRefused(
-            f"the next version is {latest.number + 1} (the latest is {latest.number}); "
-            f"{requested} cannot be published")
-    return latest.number + 1
+            f"version {requested} cannot be published: the latest is {latest.number}, and a "
+            f"new version's number must be above it (the next is {latest.number + 1} unless "
+            "another is given)")
+    return requested if requested is not None else latest.number + 1

@@ -17,7 +17,7 @@ from isd_service.service_layer import publishing
 
 @click.command("publish")
 @click.option("--version", type=click.IntRange(1, 2**31 - 1),
-              help="the version number (only the first can be chosen)")
+              help="the version number: above the latest [default: latest + 1]")
 @click.option("--go-live", type=click.DateTime(formats=["%Y-%m-%d"]), help="YYYY-MM-DD")
 @click.option("--force", is_flag=True, help="publish even if the draft is empty")
 @click.option("--by", "actor", default="cli", show_default=True)
