@@ -481,5 +481,14 @@ def add_field(session: Session, entity_id: str, new: FieldDef) -> None:
     session.flush()
 
 
+def change_field(session: Session, entity_id: str, changed: FieldDef) -> None:
+    """Write a field's new name and description."""
+    row = session.get(CatalogueField, (entity_id, changed.id))
+    assert row is not None
+    row.name = changed.name
+    row.description = changed.description
+    session.flush()
+
+
 def catalogue_is_empty(session: Session) -> bool:
     return not session.scalar(select(func.count()).select_from(CatalogueEntity))

@@ -285,6 +285,41 @@ def check_new_field(entity: EntityDef, new: FieldDef, *, has_records: bool) -> N
         raise CatalogueError(problems)
 
 
+def changed_field(entity: EntityDef, field_id: str, changes: Mapping[str, Any]) -> FieldDef:
+    """A field with a new display name (its header in files) or description.
+
+    What a field holds (its type, length, values, whether required) is not changed here: the
+    records already stored would no longer fit. A header that differs from a real file is
+    what gets corrected this way.
+    """
+    current = entity.field(field_id)
+    if current is None:
+        raise CatalogueError([{"field": "field",
+                               "message": f"{entity.id} has no field {field_id!r}"}])
+    problems = []
+    if not isinstance(changes, Mapping) or not changes:
+        raise CatalogueError([{"field": "field",
+                               "message": "give a new name or description"}])
+    for extra in sorted(set(changes) - {"name", "description"}):
+        problems.append({"field": extra, "message": "only a field's name and description "
+                                                    "can change"})
+    name = changes.get("name", current.name)
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        problems.append({"field": "name",
+                         "message": "must be a non-empty string of at most 200 characters"})
+    elif any(f.id != field_id and f.name.lower() == name.lower() for f in entity.fields):
+        problems.append({"field": "name",
+                         "message": f"{entity.id} already has a field named {name!r}"})
+    description = changes.get("description", current.description)
+    if description is not None and not isinstance(description, str):
+        problems.append({"field": "description", "message": "must be a string"})
+    if problems:
+        raise CatalogueError(problems)
+    return FieldDef(id=current.id, name=name, type=current.type, required=current.required,
+                    max_length=current.max_length, values=current.values,
+                    description=description or None)
+
+
 def catalogue_changes(old: Catalogue, new: Catalogue) -> list[dict[str, Any]]:
     """List entity definitions added, changed or removed between two catalogues."""
     changes: list[dict[str, Any]] = []

@@ -8,9 +8,9 @@ from typing import Any
 
 from isd_service.adapters import repository
 from isd_service.domain.catalogue import (
-    CatalogueError,
     EntityDef,
     FieldDef,
+    changed_field,
     check_new_entity,
     check_new_field,
     entity_from_dict,
@@ -51,16 +51,45 @@ def add_field(uow: UnitOfWork, entity_id: str, definition: dict[str, Any], *, ac
     return new
 
 
-def install(uow: UnitOfWork, definitions: list[dict[str, Any]]) -> int:
-    """Install a whole catalogue into an empty working catalogue; return the entity count."""
+def change_field(uow: UnitOfWork, entity_id: str, field_id: str, changes: dict[str, Any], *,
+                 actor: str, organisation: str | None) -> FieldDef:
+    """Give a field a new display name (its header in files) or description."""
+    with uow.transaction() as session:
+        entity = repository.entity_definition(session, entity_id)
+        if entity is None:
+            raise NotFound(f"no entity {entity_id!r} in the catalogue", slug="no-such-entity")
+        if entity.field(field_id) is None:
+            raise NotFound(f"{entity_id} has no field {field_id!r}", slug="no-such-field")
+        changed = changed_field(entity, field_id, changes)
+        repository.change_field(session, entity_id, changed)
+        audit.record(session, action="catalogue.change_field", actor=actor,
+                     organisation=organisation, subject=f"{entity_id}.{field_id}",
+                     details={"entity": entity_id, "field": changed.to_dict()})
+    return changed
+
+
+def add_missing(uow: UnitOfWork, definitions: list[dict[str, Any]], *, actor: str,
+                organisation: str | None) -> list[str]:
+    """Add the entities of ``definitions`` that the working catalogue lacks (all of them to
+    an empty one), in their order; return their ids. An entity whose id is there already is
+    left as it is; one whose source another entity uses is refused."""
     entities = [entity_from_dict(d) for d in definitions]
     with uow.transaction() as session:
-        if not repository.catalogue_is_empty(session):
-            raise CatalogueError([{"field": "catalogue", "message": "the catalogue is not empty"}])
+        empty = repository.catalogue_is_empty(session)
+        added = []
         for entity in entities:
-            check_new_entity(repository.working_catalogue(session), entity)
+            working = repository.working_catalogue(session)
+            if entity.id in working:
+                continue
+            check_new_entity(working, entity)
             repository.add_entity(session, entity)
-    return len(entities)
+            added.append(entity.id)
+        if added and not empty:  # an empty database's seed catalogue is no change to record
+            audit.record(session, action="catalogue.add_entity", actor=actor,
+                         organisation=organisation, subject=", ".join(added),
+                         details={"entities": [e.to_dict() for e in entities
+                                               if e.id in added]})
+    return added
 
 
 def read_catalogue_file(path: Path) -> list[dict[str, Any]]:

@@ -120,6 +120,42 @@ def test_db_upgrade_builds_an_empty_database_with_the_seed_catalogue(tmp_path: P
         database_of(fresh).engine.dispose()
 
 
+def test_db_upgrade_adds_the_seed_entities_an_older_catalogue_lacks(
+        app: Flask, client: FlaskClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment whose catalogue predates new MDD files gets their entities, which go out
+    with its next version; nothing else in its catalogue changes."""
+    from isd_service.entrypoints.cli import database
+
+    seed = seed_catalogue()
+    new = ["valid_mtc_llfc_combination", "valid_mtc_llfc_ssc_combination",
+           "valid_mtc_llfc_ssc_pc_combination"]
+    older = [e for e in seed if e["id"] not in new]
+    fresh = create_app({"TESTING": True,
+                        "DATABASE_URL": f"sqlite:///{tmp_path / 'older.sqlite3'}"})
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(database, "seed_catalogue", lambda: older)
+            assert "seed catalogue installed" in ok(fresh, "db", "upgrade").stdout
+        fresh_client = fresh.test_client()
+        ok(fresh, "load", "--format", "csv", write(tmp_path, "gsp_group.csv", GSP))
+        ok(fresh, "publish")
+        before = get(fresh_client, "/catalogue")["entities"]
+        result = ok(fresh, "db", "upgrade")
+        assert f"added to the catalogue: {', '.join(new)}" in result.stdout
+        after = get(fresh_client, "/catalogue")["entities"]
+        assert after[:len(before)] == before
+        assert [e["id"] for e in after[len(before):]] == new
+        assert ok(fresh, "db", "upgrade").stdout.strip() == "database is up to date"
+        published = last_line(ok(fresh, "publish"))
+        change_set = get(fresh_client, f"/deltas?from=1&to={published}")
+        assert [(c["entity"], c["op"]) for c in change_set["catalogue"]] == [
+            (eid, "insert") for eid in new]
+    finally:
+        close_all_sessions()
+        database_of(fresh).engine.dispose()
+
+
 def test_seed_needs_the_schema_first(tmp_path: Path) -> None:
     fresh = create_app({"TESTING": True,
                         "DATABASE_URL": f"sqlite:///{tmp_path / 'bare.sqlite3'}"})
@@ -262,12 +298,13 @@ def test_publish_refuses_a_wrong_version_number(app: Flask, client: FlaskClient,
     ok(app, "load", "--format", "csv", write(tmp_path, "gsp_group.csv", GSP))
     ok(app, "publish", "--version", "370")
     ok(app, "load", "--format", "csv", write(tmp_path, "market_role.csv", ROLES))
-    result = refused(app, "publish", "--version", "375")
-    assert "371" in result.stderr
+    result = refused(app, "publish", "--version", "369")
+    assert "370" in result.stderr and "371" in result.stderr
     assert isd(app, "publish", "--go-live", "04/12/2025").exit_code != 0
     assert get(client, "/versions/latest")["version"] == 370
     assert draft_show(app)["market_role"]["inserts"] == 2
-    assert last_line(ok(app, "publish", "--version", "371")) == "371"
+    assert last_line(ok(app, "publish", "--version", "376")) == "376"
+    assert get(client, "/versions/latest")["previous_version"] == 370
 
 
 # --- draft ------------------------------------------------------------------------------------

@@ -1114,3 +1114,51 @@ def test_a_clashing_field_or_an_unknown_entity_is_refused(
     assert get(client, "/catalogue") == before
     assert draft(client, admin_headers)["catalogue"] == []
 
+
+
+SSC_HEADER = ('"Meter Timeswitch Class ID","Effective From Settlement Date (MTC)",'
+              '"Market Participant ID","Effective From Settlement Date (MTCPA)",'
+              '"Standard Settlement Configuration ID","Effective From Settlement Date (VMTCSC)",'
+              '"Line Loss Factor Class ID","Effective From Settlement Date (VMTCLSC)",'
+              '"{last}"\n')
+SSC_ROW = ('"801","01/04/1996","EELC","01/04/1996","0393","01/04/1996","021","01/04/1996",'
+           '""\n')
+
+
+def test_a_header_that_differs_from_the_catalogue_is_named_and_corrected_by_an_admin(
+    client: FlaskClient, admin_headers: Headers, publisher_headers: Headers
+) -> None:
+    """The catalogue's Valid_MTC_LLFC_SSC_Combination is a best guess: a real file whose
+    header differs is refused naming the file and the column, an admin renames the field,
+    and the same file then loads."""
+    publish_370(client, publisher_headers)
+    name = "Valid_MTC_LLFC_SSC_Combination_380.csv"
+    real = SSC_HEADER.format(last="Effective To Settlement Date (VMTCLS)") + SSC_ROW
+    refused = load(client, publisher_headers, {name: real}, fmt="mdd-csv", status=422)
+    assert {(e["file"], e["line"], e["value"]) for e in refused["errors"]
+            if e["message"].startswith("unknown column")} == {
+        (name, 1, "Effective To Settlement Date (VMTCLS)")}
+    assert draft(client, publisher_headers)["entities"] == {}
+
+    field = "/catalogue/entities/valid_mtc_llfc_ssc_combination/fields"
+    assert client.patch(f"{ADMIN}{field}/effective_to_settlement_date_vmtclsc",
+                        headers=publisher_headers, json={"name": "x"}).status_code == 403
+    for bad, status in (({"type": "integer"}, 422), ({}, 422),
+                        ({"name": "Line Loss Factor Class ID"}, 422)):
+        assert client.patch(f"{ADMIN}{field}/effective_to_settlement_date_vmtclsc",
+                            headers=admin_headers, json=bad).status_code == status
+    assert client.patch(f"{ADMIN}{field}/nothing", headers=admin_headers,
+                        json={"name": "x"}).status_code == 404
+    renamed = client.patch(f"{ADMIN}{field}/effective_to_settlement_date_vmtclsc",
+                           headers=admin_headers,
+                           json={"name": "Effective To Settlement Date (VMTCLS)"})
+    assert renamed.status_code == 200, renamed.get_json()
+    assert load(client, publisher_headers, {name: real}, fmt="mdd-csv")["inserted"] == 1
+    published = publish(client, publisher_headers)
+    change_set = delta(client, 370, published["version"])
+    assert [(c["entity"], c["op"]) for c in change_set["catalogue"]] == [
+        ("valid_mtc_llfc_ssc_combination", "update")]
+    mdd = fetch(client, f"/versions/{published['version']}/mdd/"
+                        "Valid_MTC_LLFC_SSC_Combination.csv").get_data(as_text=True)
+    assert mdd == real
+    assert apply_delta(keyed(client, 370), change_set) == keyed(client, published["version"])

@@ -25,6 +25,8 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/admin/audit"): ADMINS,
     ("POST", "/api/v1/admin/catalogue/entities"): ADMINS,
     ("POST", "/api/v1/admin/catalogue/entities/<string:entity_id>/fields"): ADMINS,
+    ("PATCH", "/api/v1/admin/catalogue/entities/<string:entity_id>/fields/<string:field_id>"):
+        ADMINS,
     ("GET", "/api/v1/admin/draft"): EVERYONE,
     ("DELETE", "/api/v1/admin/draft"): PUBLISHERS,
     ("POST", "/api/v1/admin/loads"): EVERYONE,

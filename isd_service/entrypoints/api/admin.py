@@ -150,3 +150,16 @@ def post_field(entity_id: str) -> Any:
                               organisation=caller().organisation)
     current_app.logger.info("field %s added to %s", new.id, entity_id)
     return new.to_dict(), 201
+
+
+@bp.patch("/catalogue/entities/<string:entity_id>/fields/<string:field_id>")
+@bp.doc(requestBody={"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "properties": {"name": {"type": "string"},
+                                     "description": {"type": "string"}}}}}})
+@bp.response(200)
+def patch_field(entity_id: str, field_id: str) -> Any:
+    """Give a data item a new name (its header in files) or description."""
+    caller().require("admin")
+    changed = catalogue.change_field(uow(), entity_id, field_id, json_body(),
+                                     actor=caller().actor, organisation=caller().organisation)
+    return changed.to_dict()

@@ -53,3 +53,21 @@ def catalogue_add_field(entity_id: str, definition: str) -> None:
     except DomainError as exc:
         refused(exc)
     click.echo(f"added field {field.id} to {entity_id}")
+
+
+@catalogue_group.command("change-field")
+@click.argument("entity_id")
+@click.argument("field_id")
+@click.option("--name", help="the new display name: the column's header in files")
+@click.option("--description", help="the new description")
+@with_appcontext
+def catalogue_change_field(entity_id: str, field_id: str, name: str | None,
+                           description: str | None) -> None:
+    """Give a data item a new name (its header in files) or description."""
+    changes = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+    try:
+        field = catalogue.change_field(uow(), entity_id, field_id, changes, actor="cli",
+                                       organisation=current_app.config["ADMIN_ORG"])
+    except DomainError as exc:
+        refused(exc, "the change was refused")
+    click.echo(f"{entity_id}.{field.id} is now named {field.name!r}")

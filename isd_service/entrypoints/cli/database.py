@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import click
 from alembic.config import Config
@@ -34,24 +35,33 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade_database(app: Flask) -> bool:
-    """Bring the schema to head; on an empty catalogue install the seed one. True if seeded."""
+def upgrade_database(app: Flask) -> list[str]:
+    """Bring the schema to head and the working catalogue up to the seed catalogue: an empty
+    one gets all of it, another the seed entities it lacks (new MDD files, say). Return the
+    ids of the entities added."""
     from alembic import command
 
     command.upgrade(alembic_config(app.config["DATABASE_URL"]), "head")
     with new_uow(app) as unit:
-        if not repository.catalogue_is_empty(unit.session):
-            return False
-        catalogue.install(unit, catalogue.read_catalogue_file(SEED_DATA / "catalogue.json"))
-    return True
+        return catalogue.add_missing(unit, seed_catalogue(), actor="upgrade",
+                                     organisation=app.config["ADMIN_ORG"])
+
+
+def seed_catalogue() -> list[dict[str, Any]]:
+    return catalogue.read_catalogue_file(SEED_DATA / "catalogue.json")
 
 
 @db_group.command("upgrade")
 @with_appcontext
 def db_upgrade() -> None:
-    """Apply migrations; an empty database also gets the seed catalogue."""
-    seeded = upgrade_database(current_app._get_current_object())  # type: ignore[attr-defined]
-    click.echo("database is up to date" + (" (seed catalogue installed)" if seeded else ""))
+    """Apply migrations; the working catalogue gets the seed catalogue's entities it lacks."""
+    added = upgrade_database(current_app._get_current_object())  # type: ignore[attr-defined]
+    if not added:
+        click.echo("database is up to date")
+    elif len(added) == len(seed_catalogue()):
+        click.echo("database is up to date (seed catalogue installed)")
+    else:
+        click.echo(f"database is up to date (added to the catalogue: {', '.join(added)})")
 
 
 @click.command("seed")
