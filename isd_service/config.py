@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "OWNERSHIP": {},
     # The service's public address, for links in notices; None: the request's own address.
     "PUBLIC_URL": None,
+    # What `isd seed` publishes: mdd/ (portal files or zip) and records/ (CSV by entity id);
+    # None: the project's seed_data/ (the latest real MDD version and the ISD-only records).
+    "SEED_DIR": None,
     # The scheduler: how late a step may still run, what an empty release does, and how
     # often it re-reads the calendar.
     "SCHEDULE_GRACE_SECONDS": 3600,
@@ -71,6 +74,7 @@ _FROM_TEXT: dict[str, Any] = {
     "BUILD_DOWNLOADS": lambda text: text.strip().lower() in ("1", "true", "yes", "on"),
     "OWNERSHIP": json.loads,
     "PUBLIC_URL": str,
+    "SEED_DIR": str,
     "SCHEDULE_GRACE_SECONDS": int,
     "EMPTY_RELEASE": str,
     "SCHEDULER_SYNC_SECONDS": int,

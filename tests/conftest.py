@@ -179,10 +179,16 @@ def _holds_much(conn: Connection, tables: list[Table]) -> bool:
         {"names": [table.name for table in tables]}))
 
 
+# The tests' own seed: a few hand-written records of every entity (the project's seed is a
+# real MDD version, which would make every test that seeds load 80,000 records).
+TEST_SEED = PROJECT_ROOT / "tests" / "data" / "seed"
+
+
 def make_app(database_url: str, tmp_path: Path) -> Flask:
     return create_app({"TESTING": True, "DATABASE_URL": database_url,
                        "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
-                       "DOWNLOADS_DIR": str(tmp_path / "downloads")})
+                       "DOWNLOADS_DIR": str(tmp_path / "downloads"),
+                       "SEED_DIR": str(TEST_SEED)})
 
 
 @pytest.fixture(scope="session")

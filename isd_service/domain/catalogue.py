@@ -18,6 +18,9 @@ from isd_service.domain.errors import Invalid
 FIELD_TYPES = ("string", "integer", "date", "time", "enum")
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{0,99}$")
+# The source of an ISD-only entity is its ISD data item id (M16, M18, ...); any other source
+# is the stem of the Elexon MDD file the entity comes from.
+ISD_ITEM = re.compile(r"^M[0-9]+$")
 MAX_STRING_LENGTH = 10_000
 
 
@@ -86,6 +89,11 @@ class EntityDef:
     @property
     def field_ids(self) -> list[str]:
         return [f.id for f in self.fields]
+
+    @property
+    def mdd_source(self) -> str | None:
+        """The stem of the MDD file this entity comes from; None for an ISD-only entity."""
+        return None if ISD_ITEM.match(self.source) else self.source
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -9,7 +9,9 @@ can never be served another database's bytes under the same name.
 
 from __future__ import annotations
 
+import shutil
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -24,7 +26,8 @@ from isd_service.domain.catalogue import Catalogue, EntityDef
 from isd_service.domain.manifest import manifest
 
 MIMETYPES = {"json": "application/json", "ndjson": "application/x-ndjson",
-             "csv": "application/zip", "mdd-csv": "text/csv", "sums": "text/plain"}
+             "csv": "application/zip", "mdd-csv": "text/csv", "mdd-zip": "application/zip",
+             "sums": "text/plain"}
 SUFFIXES = {"json": "json", "ndjson": "ndjson", "csv": "zip", "mdd-csv": "csv"}
 API = "/api/v1"
 
@@ -68,6 +71,24 @@ class Downloads:
         write = _write_text(snapshot.as_mdd_csv(entity, self._rows(version)))
         return ensure(path, write, compress=True), name
 
+    def mdd_zip(self, version: Version) -> tuple[Built, str]:
+        """The portal's zip: `<Stem>_<n>.csv` of every entity from an MDD file, each member
+        the very bytes of that file's own download (built once); and its download name."""
+        members = [self.mdd_file(version, entity) for entity in
+                   Catalogue.from_list(version.catalogue).entities.values()
+                   if entity.mdd_source is not None]
+
+        def write(out: BinaryIO) -> None:
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+                for built, name in members:
+                    info = zipfile.ZipInfo(name, date_time=snapshot.ZIP_TIMESTAMP)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    with archive.open(info, "w") as member, built.path.open("rb") as source:
+                        shutil.copyfileobj(source, member, 1024 * 1024)
+
+        name = f"MDD_{version.number}.zip"
+        return ensure(self.folder(version) / name, write, compress=False), name
+
     def delta(self, old: Version | None, new: Version, entity_id: str | None,
               fmt: str) -> tuple[Built, str]:
         """delta(old, new) (built once; named after both versions' folders)."""
@@ -85,7 +106,7 @@ class Downloads:
 
     def listed(self, version: Version) -> list[tuple[dict[str, Any], Built, str]]:
         """Every download the manifest lists: the three full snapshots, one MDD file per
-        entity; each with its manifest entry (url, format, entity)."""
+        entity, the MDD zip; each with its manifest entry (url, format, entity)."""
         out = []
         for fmt in ("json", "ndjson", "csv"):
             built, name = self.snapshot(version, fmt, None)
@@ -95,6 +116,9 @@ class Downloads:
             built, name = self.mdd_file(version, entity)
             url = f"{API}/versions/{version.number}/mdd/{name}"
             out.append(({"url": url, "format": "mdd-csv", "entity": entity.id}, built, name))
+        built, name = self.mdd_zip(version)
+        url = f"{API}/versions/{version.number}/mdd.zip"
+        out.append(({"url": url, "format": "mdd-zip", "entity": None}, built, name))
         return out
 
     def entries(self, version: Version) -> list[dict[str, Any]]:

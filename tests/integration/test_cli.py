@@ -15,7 +15,7 @@ from sqlalchemy.orm import close_all_sessions
 
 from isd_service import PROJECT_ROOT
 from isd_service.entrypoints.app import create_app
-from tests.conftest import database_of
+from tests.conftest import TEST_SEED, database_of
 
 API = "/api/v1"
 SEED = PROJECT_ROOT / "seed_data"
@@ -326,13 +326,15 @@ def test_draft_show_and_discard(app: Flask, client: FlaskClient, tmp_path: Path)
 
 def seed_record_count() -> int:
     total = 0
-    for path in sorted((SEED / "records").glob("*.csv")):
+    for path in sorted((TEST_SEED / "records").glob("*.csv")):
         with path.open(encoding="utf-8", newline="") as f:
             total += sum(1 for row in csv.reader(f) if row) - 1
     return total
 
 
 def test_seed_loads_and_publishes_the_seed_data(app: Flask, client: FlaskClient) -> None:
+    """The tests' seed (ISD_SEED_DIR) has no MDD version: it publishes as version 1. The
+    project's own, a real MDD version, is tests/e2e/test_seed.py's."""
     result = ok(app, "seed")
     assert last_line(result) == "1"
     manifest = get(client, "/versions/1")

@@ -5,7 +5,9 @@ Reading turns input files into raw rows per entity; validation then types and ch
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -14,6 +16,11 @@ from isd_service.domain.catalogue import Catalogue, EntityDef
 from isd_service.domain.validation import Problem, RawRow
 
 FORMATS = ("mdd-csv", "csv", "json")
+# A zip's members, all together, may hold at most this much: the whole MDD with its largest
+# file is well under a gigabyte; a small zip that would unpack to far more is refused.
+MAX_UNZIPPED_BYTES = 4 * 1024**3
+MAX_ZIP_MEMBERS = 1000
+ZIP_MAGIC = b"PK\x03\x04"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MDD_NAME = re.compile(r"^(?P<stem>.+?)(?:_(?P<version>[0-9]+))?\.csv$", re.IGNORECASE)
 
@@ -89,11 +96,11 @@ def parse_files(
     """Read each file into the raw rows of the entity it is for (rows stream as consumed)."""
     from isd_service.domain.formats import csv_records, json_records, mdd_csv
 
-    problems: list[Problem] = []
     if fmt not in FORMATS:
         return [], [Problem(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")]
     if not files:
         return [], [Problem("no file given")]
+    files, problems = unzip(files, fmt)
     forced = None
     if entity_id is not None:
         forced = catalogue.get(entity_id) or catalogue.by_source(entity_id)
@@ -126,3 +133,54 @@ def parse_files(
                 g.entity.id, g.file))
         seen[g.entity.id] = g.file
     return groups, problems
+
+
+def is_zip(f: InputFile) -> bool:
+    return f.name.lower().endswith(".zip") or f.data[:4] == ZIP_MAGIC
+
+
+def unzip(files: list[InputFile], fmt: str) -> tuple[list[InputFile], list[Problem]]:
+    """Put the members of each zip (a portal download, say) in its place among the files.
+
+    Members are named by their base name; folders, and the hidden files some archivers add,
+    are passed over; any other member must be a file of the format (.csv, or .json).
+    """
+    suffix = ".json" if fmt == "json" else ".csv"
+    out: list[InputFile] = []
+    problems: list[Problem] = []
+    for f in files:
+        if not is_zip(f):
+            out.append(f)
+            continue
+        name = safe_name(f.name)
+        try:
+            with zipfile.ZipFile(io.BytesIO(f.data)) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()
+                           and not _hidden(m.filename)]
+                if len(members) > MAX_ZIP_MEMBERS:
+                    problems.append(Problem(f"the zip holds {len(members)} files, more than "
+                                            f"{MAX_ZIP_MEMBERS}", file=name))
+                    continue
+                size = sum(m.file_size for m in members)
+                if size > MAX_UNZIPPED_BYTES:
+                    problems.append(Problem(f"the zip would unpack to {size} bytes, more "
+                                            f"than {MAX_UNZIPPED_BYTES}", file=name))
+                    continue
+                if not members:
+                    problems.append(Problem("the zip holds no file", file=name))
+                for member in members:
+                    base = safe_name(member.filename)
+                    if not base.lower().endswith(suffix):
+                        problems.append(Problem(f"{member.filename!r} in the zip is not a "
+                                                f"{suffix} file", file=name))
+                        continue
+                    out.append(InputFile(base, archive.read(member)))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError,
+                EOFError, ValueError) as exc:
+            problems.append(Problem(f"not a readable zip file: {exc}", file=name))
+    return out, problems
+
+
+def _hidden(member: str) -> bool:
+    parts = member.replace("\\", "/").split("/")
+    return parts[0] == "__MACOSX" or parts[-1].startswith(".")

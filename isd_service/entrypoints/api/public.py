@@ -174,6 +174,18 @@ def get_snapshot(args: dict[str, Any], number: int) -> Response:
                 immutable=True, attachment=fmt == "csv")
 
 
+@bp.get("/versions/<int(signed=True):number>/mdd.zip")
+@bp.response(200, {}, content_type="application/zip")
+@bp.alt_response(206, description=PARTIAL)
+@bp.alt_response(304, description=NOT_MODIFIED)
+def get_mdd_zip(number: int) -> Response:
+    """Every entity from an MDD file, as the portal's zip of `<Stem>_<N>.csv` files."""
+    version = _version(number)
+    built, name = downloads().mdd_zip(version)
+    return send(built, mimetype="application/zip", download_name=name, version=version,
+                immutable=True, attachment=True)
+
+
 @bp.get("/versions/<int(signed=True):number>/mdd/<string:name>")
 @bp.response(200, {}, content_type="text/csv")
 @bp.alt_response(206, description=PARTIAL)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +16,7 @@ from sqlalchemy import inspect
 from isd_service.adapters import repository
 from isd_service.config import PROJECT_ROOT
 from isd_service.domain.errors import DomainError
+from isd_service.domain.formats import InputFile
 from isd_service.entrypoints.cli import fail, refused
 from isd_service.entrypoints.cli.drafts import input_files
 from isd_service.entrypoints.flask_db import new_uow, uow
@@ -64,13 +67,30 @@ def db_upgrade() -> None:
         click.echo(f"database is up to date (added to the catalogue: {', '.join(added)})")
 
 
+def seed_dir(app: Flask) -> Path:
+    return Path(app.config.get("SEED_DIR") or SEED_DATA)
+
+
+def seed_number(mdd: list[InputFile]) -> int:
+    """The version the seed's MDD files are (their names end in _<number>), else 1."""
+    for f in mdd:
+        if match := re.search(r"_([0-9]{1,9})\.(csv|zip)$", f.name, re.IGNORECASE):
+            return int(match.group(1))
+    return 1
+
+
 @click.command("seed")
-@click.option("--version", type=click.IntRange(1, 2**31 - 1), default=1, show_default=True)
+@click.option("--version", type=click.IntRange(1, 2**31 - 1),
+              help="the version to publish [default: the seed's MDD version, else 1]")
 @click.option("--if-empty", is_flag=True,
               help="do nothing (and succeed) when versions are already published")
 @with_appcontext
-def seed_command(version: int, if_empty: bool) -> None:
-    """Load seed_data/ into an empty database and publish it; prints the version."""
+def seed_command(version: int | None, if_empty: bool) -> None:
+    """Load the seed data into an empty database and publish it; prints the version.
+
+    The seed (ISD_SEED_DIR, default seed_data/) is a real MDD version in mdd/ (the portal's
+    files or zip) and the ISD-only records in records/ (CSV by entity id).
+    """
     unit = uow()
     db = unit.session
     if not inspect(db.get_bind()).has_table("version"):
@@ -83,12 +103,20 @@ def seed_command(version: int, if_empty: bool) -> None:
         fail("the database already has published versions; seed only an empty one")
     if repository.has_loads(db):
         fail("the draft already has loads in it; seed only an empty database")
-    files = input_files((str(SEED_DATA / "records"),), "csv")
+    folder = seed_dir(current_app._get_current_object())  # type: ignore[attr-defined]
+    mdd = input_files((str(folder / "mdd"),), "mdd-csv") if (folder / "mdd").is_dir() else []
+    records = (input_files((str(folder / "records"),), "csv")
+               if (folder / "records").is_dir() else [])
+    if not mdd and not records:
+        fail(f"{folder} holds no seed data (mdd/ or records/)")
     admin = current_app.config["ADMIN_ORG"]
     try:
-        drafts.load(unit, files=files, fmt="csv", mode="replace", actor="seed",
-                    organisation=admin)
-        row = publishing.publish(unit, actor="seed", organisation=admin, version=version,
+        for files, fmt in ((mdd, "mdd-csv"), (records, "csv")):
+            if files:
+                drafts.load(unit, files=files, fmt=fmt, mode="replace", actor="seed",
+                            organisation=admin)
+        row = publishing.publish(unit, actor="seed", organisation=admin,
+                                 version=version or seed_number(mdd),
                                  go_live_date=date.today())
     except DomainError as exc:
         refused(exc, "the seed data was refused")

@@ -23,15 +23,17 @@ from isd_service.service_layer import drafts
 
 
 def input_files(paths: tuple[str, ...], fmt: str) -> list[InputFile]:
-    """The files named, a folder standing for every file of the format's suffix in it."""
+    """The files named, a folder standing for every file of the format's suffix (and every
+    zip) in it."""
     files = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             suffix = ".json" if fmt == "json" else ".csv"
-            members = sorted(p for p in path.iterdir() if p.suffix.lower() == suffix)
+            members = sorted(p for p in path.iterdir()
+                             if p.is_file() and p.suffix.lower() in (suffix, ".zip"))
             if not members:
-                fail(f"{path} holds no {suffix} file")
+                fail(f"{path} holds no {suffix} or .zip file")
             files += [InputFile(p.name, p.read_bytes()) for p in members]
         elif path.is_file():
             files.append(InputFile(path.name, path.read_bytes()))
