@@ -31,8 +31,9 @@ MDD_VERSIONS = [370, 371, 372, 373, 374]
 # the module run on one worker, so that it is built once; and the slowest modules start
 # first, so that no worker is left running a long test at the end.
 SHARED_STORE_MODULES = {"test_browser", "test_faults", "test_mdd_versions", "test_sync"}
-SLOW_MODULES = ("test_sync", "test_mdd_versions", "test_faults", "test_scheduler_processes",
-                "test_browser", "test_openapi", "test_web_processes")
+SLOW_MODULES = ("test_archive", "test_sync", "test_mdd_versions", "test_faults",
+                "test_mdd_portal", "test_scheduler_processes", "test_browser", "test_openapi",
+                "test_web_processes", "test_seed")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from isd_service.adapters import repository
 from isd_service.adapters.orm import Load, ReleaseLoad
 from isd_service.domain import ownership
+from isd_service.domain.catalogue import Catalogue
 from isd_service.domain.formats import InputFile, parse_files, safe_name
 from isd_service.domain.staging import MODES, TARGETS, Counts, StagedEntity, is_net, stage
 from isd_service.domain.validation import LoadRejected, Problem, Validated, validate_rows
@@ -46,57 +47,85 @@ def load(
     ``restricted_to``: the organisation whose own records alone the load may change, under
     the ownership policy ``ownership_fields`` (entity id -> owner field).
     """
-    report = progress or (lambda _step, _done, _total: None)
     with uow.transaction() as session:
-        catalogue = repository.working_catalogue(session)
-        if mode not in MODES:
-            raise LoadRejected([Problem(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")])
-        if target not in TARGETS:
-            raise LoadRejected([Problem(
-                f"unknown target {target!r}; use one of {', '.join(TARGETS)}")])
-        frozen = repository.frozen_release(session)
-        release = repository.open_release(session)
-        frozen_for = None
-        if target == "frozen":
-            if frozen is None:
-                raise LoadRejected([Problem("no release is frozen: load into the open draft")])
-            frozen_for, release = frozen.id, frozen
-        report("read", 0, len(files))
-        groups, problems = parse_files(catalogue, files, fmt, entity_id,
-                                       keys_only=mode == "delete")
-        validated: list[Validated] = []
-        for i, g in enumerate(groups, start=1):
-            v, found = validate_rows(g.entity, g.rows, dates=g.dates, file=g.file,
-                                     keys_only=mode == "delete")
-            g.rows = []  # the file's rows were read as a stream: let the reader go
-            validated.append(v)
-            problems += g.problems + found
-            report(f"validate {g.entity.id}", i, len(groups))
-        if restricted_to is not None and ownership_fields:
-            problems += _ownership_problems(session, validated, restricted_to, mode,
-                                            ownership_fields)
-        if problems:
-            raise LoadRejected(problems)
-        staged_entities = []
-        for i, v in enumerate(validated, start=1):
-            base = (repository.live_rows(session, v.entity.id) if frozen_for is not None
-                    else repository.base_rows(session, v.entity.id))
-            staged_entities.append(stage(v, mode, base,
-                                         repository.staged(session, v.entity.id, frozen_for),
-                                         problems))
-            report(f"stage {v.entity.id}", i, len(validated))
-        if problems:
-            raise LoadRejected(problems)
-        record = _record_load(session, files, fmt, mode, actor, organisation, staged_entities)
-        for s in staged_entities:
-            if s.changed:
-                repository.replace_staged(session, s.entity.id, frozen_for, s.rows(record.id))
-            if frozen_for is not None:
-                _rebase_open_draft(session, s.entity.id)
-        if release is not None:
-            session.add(ReleaseLoad(load_id=record.id, release_id=release.id))
-        report("write", len(staged_entities), len(staged_entities))
-        audit.load_accepted(session, record)
+        return load_in(session, files=files, fmt=fmt, mode=mode, entity_id=entity_id,
+                       actor=actor, organisation=organisation, restricted_to=restricted_to,
+                       ownership_fields=ownership_fields, progress=progress, target=target)
+
+
+def read_files(catalogue: Catalogue, files: list[InputFile], fmt: str,
+               entity_id: str | None, mode: str, report: Progress
+               ) -> tuple[list[Validated], list[Problem]]:
+    """Parse and validate the files: the valid records of each entity, and every problem."""
+    groups, problems = parse_files(catalogue, files, fmt, entity_id,
+                                   keys_only=mode == "delete")
+    validated: list[Validated] = []
+    for i, g in enumerate(groups, start=1):
+        v, found = validate_rows(g.entity, g.rows, dates=g.dates, file=g.file,
+                                 keys_only=mode == "delete")
+        g.rows = []  # the file's rows were read as a stream: let the reader go
+        validated.append(v)
+        problems += g.problems + found
+        report(f"validate {g.entity.id}", i, len(groups))
+    return validated, problems
+
+
+def load_in(
+    session: Session,
+    *,
+    files: list[InputFile],
+    fmt: str,
+    mode: str,
+    entity_id: str | None,
+    actor: str,
+    organisation: str | None,
+    restricted_to: str | None = None,
+    ownership_fields: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    target: str = "open",
+) -> Load:
+    """The load itself, inside a unit of work's open transaction."""
+    report = progress or (lambda _step, _done, _total: None)
+    catalogue = repository.working_catalogue(session)
+    if mode not in MODES:
+        raise LoadRejected([Problem(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")])
+    if target not in TARGETS:
+        raise LoadRejected([Problem(
+            f"unknown target {target!r}; use one of {', '.join(TARGETS)}")])
+    frozen = repository.frozen_release(session)
+    release = repository.open_release(session)
+    frozen_for = None
+    if target == "frozen":
+        if frozen is None:
+            raise LoadRejected([Problem("no release is frozen: load into the open draft")])
+        frozen_for, release = frozen.id, frozen
+    report("read", 0, len(files))
+    validated, problems = read_files(catalogue, files, fmt, entity_id, mode, report)
+    if restricted_to is not None and ownership_fields:
+        problems += _ownership_problems(session, validated, restricted_to, mode,
+                                        ownership_fields)
+    if problems:
+        raise LoadRejected(problems)
+    staged_entities = []
+    for i, v in enumerate(validated, start=1):
+        base = (repository.live_rows(session, v.entity.id) if frozen_for is not None
+                else repository.base_rows(session, v.entity.id))
+        staged_entities.append(stage(v, mode, base,
+                                     repository.staged(session, v.entity.id, frozen_for),
+                                     problems))
+        report(f"stage {v.entity.id}", i, len(validated))
+    if problems:
+        raise LoadRejected(problems)
+    record = _record_load(session, files, fmt, mode, actor, organisation, staged_entities)
+    for s in staged_entities:
+        if s.changed:
+            repository.replace_staged(session, s.entity.id, frozen_for, s.rows(record.id))
+        if frozen_for is not None:
+            _rebase_open_draft(session, s.entity.id)
+    if release is not None:
+        session.add(ReleaseLoad(load_id=record.id, release_id=release.id))
+    report("write", len(staged_entities), len(staged_entities))
+    audit.load_accepted(session, record)
     return record
 
 

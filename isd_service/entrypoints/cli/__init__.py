@@ -39,6 +39,7 @@ def refused(exc: DomainError, what: str | None = None, *, limit: int = 200) -> N
 
 def register_commands(app: Flask) -> None:
     from isd_service.entrypoints.cli import (
+        archive,
         bench,
         calendar,
         catalogue,
@@ -55,7 +56,8 @@ def register_commands(app: Flask) -> None:
                     drafts.load_command, drafts.draft_group, publishing.publish_command,
                     catalogue.catalogue_group, calendar.release_group,
                     calendar.scheduler_command, downloads.downloads_group, bench.bench_group,
-                    webhooks.webhooks_group, serve.serve_command):
+                    webhooks.webhooks_group, serve.serve_command,
+                    archive.import_archive_command):
         app.cli.add_command(command)
 
 

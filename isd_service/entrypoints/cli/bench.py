@@ -140,8 +140,11 @@ class EntityState:
                     self.revs[number] = -1 if roll < 0.30 else self.revs[number] + 1
 
 
-def plan(catalogue: Catalogue, records: int) -> dict[str, int]:
-    """Records per entity: the real shares scaled to ``records`` (at least one each)."""
+def plan(catalogue: Catalogue, records: int, only: list[str] | None = None) -> dict[str, int]:
+    """Records per entity: the real shares scaled to ``records`` (at least one each); or,
+    for the entities ``only`` names, ``records`` shared equally between them."""
+    if only:
+        return {eid: max(1, records // len(only)) for eid in only}
     entities = [e for e in catalogue.entities.values() if e.source in REAL_SHARES]
     total = sum(REAL_SHARES[e.source] for e in entities if e.source)
     return {e.id: max(1, round(records * REAL_SHARES[e.source] / total))
@@ -149,11 +152,12 @@ def plan(catalogue: Catalogue, records: int) -> dict[str, int]:
 
 
 def generate(catalogue: Catalogue, *, records: int, versions: int, out: Path, seed: int,
-             change_share: float, first: int) -> list[tuple[int, int]]:
+             change_share: float, first: int, only: list[str] | None = None
+             ) -> list[tuple[int, int]]:
     """Write ``versions`` folders; return (version, record count) for each."""
     rng = random.Random(seed)
     states = [EntityState(catalogue.entities[eid], count, seed)
-              for eid, count in plan(catalogue, records).items()]
+              for eid, count in plan(catalogue, records, only).items()]
     written = []
     for number in range(first, first + versions):
         if number > first:
@@ -193,13 +197,19 @@ def bench_group() -> None:
               show_default=True, help="share of each entity's records changed per version")
 @click.option("--first", type=click.IntRange(1, 2**31 - 1), default=1, show_default=True,
               help="number of the first version folder")
+@click.option("--entity", "only", multiple=True,
+              help="generate only this entity (repeatable), with all the records")
 @with_appcontext
 def bench_generate(records: int, versions: int, out: Path, seed: int, change_share: float,
-                   first: int) -> None:
+                   first: int, only: tuple[str, ...]) -> None:
     """Write synthetic MDD CSV version folders shaped like the real ones."""
     catalogue = working_catalogue(session())
     if not catalogue.entities:
         raise click.ClickException("the catalogue is empty: run `isd db upgrade` first")
+    unknown = [eid for eid in only if eid not in catalogue]
+    if unknown:
+        raise click.ClickException(f"no entity {', '.join(unknown)} in the catalogue")
     for number, total in generate(catalogue, records=records, versions=versions, out=out,
-                                  seed=seed, change_share=change_share, first=first):
+                                  seed=seed, change_share=change_share, first=first,
+                                  only=list(only) or None):
         click.echo(f"{out / str(number)}: {total} records")
