@@ -53,7 +53,10 @@ def client(store: Flask) -> FlaskClient:
 
 @functools.cache  # the files never change: each is read once for the module
 def source_rows(version: int, stem: str) -> tuple[list[str], list[list[str]]]:
-    path = next(p for p in mdd_files(version) if p.name == f"{stem}_{version}.csv")
+    """A source file's header and rows; none for an entity the version's files lack."""
+    path = next((p for p in mdd_files(version) if p.name == f"{stem}_{version}.csv"), None)
+    if path is None:  # the combination entities are not among the 370-374 files
+        return [], []
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     return rows[0], rows[1:]
@@ -63,6 +66,8 @@ def source_by_key(version: int, stem: str) -> dict[tuple[str, ...], tuple[str, .
     """Index a source file by its key columns, read straight from the CSV (no service code)."""
     entity = BY_SOURCE[stem]
     header, rows = source_rows(version, stem)
+    if not rows:
+        return {}
     names = {f["id"]: f["name"] for f in entity["fields"]}
     positions = [header.index(names[k]) for k in entity["key"]]
     return {tuple(row[i] for i in positions): tuple(row) for row in rows}
