@@ -186,6 +186,19 @@ def get_mdd_zip(number: int) -> Response:
                 immutable=True, attachment=True)
 
 
+@bp.get("/versions/<int(signed=True):number>/datapackage.json")
+@bp.response(200, {}, content_type="application/json")
+@bp.alt_response(206, description=PARTIAL)
+@bp.alt_response(304, description=NOT_MODIFIED)
+def get_datapackage(number: int) -> Response:
+    """The version as a Frictionless Data Package: one resource per entity (its MDD CSV
+    file, with bytes and hash), a Table Schema with primaryKey and foreignKeys."""
+    version = _version(number)
+    built, name = downloads().datapackage(version)
+    return send(built, mimetype="application/json", download_name=name, version=version,
+                immutable=True)
+
+
 @bp.get("/versions/<int(signed=True):number>/mdd/<string:name>")
 @bp.response(200, {}, content_type="text/csv")
 @bp.alt_response(206, description=PARTIAL)
