@@ -4,6 +4,8 @@ checked over the whole version at publication (and in the draft's review)."""
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,3 +138,24 @@ def test_relations_are_declared_by_an_admin_and_go_out_with_the_next_version(
     assert [e["foreign_keys"] for e in published if e["id"] == "dip_market_role"] == [[relation]]
     assert "foreign_keys" not in next(e for e in client.get(f"{API}/catalogue?version=10")
                                   .get_json()["entities"] if e["id"] == "dip_market_role")
+
+
+def test_isd_catalogue_set_relations_declares_them_or_says_why_not(
+        app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps([{"fields": ["market_participant_id"],
+                                 "reference": {"entity": "market_participant",
+                                               "fields": ["market_participant_id"]}}]))
+    bad.write_text(json.dumps([{"fields": ["market_participant_id"],
+                                "reference": {"entity": "market_participant",
+                                              "fields": ["nope"]}}]))
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["catalogue", "set-relations", "mpid_dip_id_mapping", str(bad)])
+    assert result.exit_code != 0 and "market_participant has no field 'nope'" in result.output
+    result = runner.invoke(args=["catalogue", "set-relations", "mpid_dip_id_mapping",
+                                 str(good)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "mpid_dip_id_mapping: 1 relation(s) declared"
+    entity = {e["id"]: e for e in client.get(f"{API}/catalogue").get_json()["entities"]}[
+        "mpid_dip_id_mapping"]
+    assert entity["foreign_keys"][0]["reference"]["entity"] == "market_participant"
