@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "OWNERSHIP": {},
     # The service's public address, for links in notices; None: the request's own address.
     "PUBLIC_URL": None,
+    # Who publishes the data, as the DCAT catalogue names it (dct:publisher).
+    "PUBLISHER_NAME": "Industry Standing Data agent",
     # What `isd seed` publishes: mdd/ (portal files or zip) and records/ (CSV by entity id);
     # None: the project's seed_data/ (the latest real MDD version and the ISD-only records).
     "SEED_DIR": None,
@@ -74,6 +76,7 @@ _FROM_TEXT: dict[str, Any] = {
     "BUILD_DOWNLOADS": lambda text: text.strip().lower() in ("1", "true", "yes", "on"),
     "OWNERSHIP": json.loads,
     "PUBLIC_URL": str,
+    "PUBLISHER_NAME": str,
     "SEED_DIR": str,
     "SCHEDULE_GRACE_SECONDS": int,
     "EMPTY_RELEASE": str,

@@ -91,6 +91,8 @@ class CatalogueEntity(Base):
     key: Mapped[list[str]] = mapped_column(JSON)
     effective_from: Mapped[str | None] = mapped_column(String(63))
     effective_to: Mapped[str | None] = mapped_column(String(63))
+    # [{"fields": [...], "reference": {"entity", "fields"}}]; null: none declared.
+    foreign_keys: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     fields: Mapped[list[CatalogueField]] = relationship(
         order_by="CatalogueField.position", cascade="all, delete-orphan", lazy="selectin")
 

@@ -36,7 +36,7 @@ from isd_service.adapters.orm import (
     StagedChange,
     Version,
 )
-from isd_service.domain.catalogue import Catalogue, EntityDef, FieldDef
+from isd_service.domain.catalogue import Catalogue, EntityDef, FieldDef, ForeignKey
 from isd_service.domain.lifecycle import HOLDING, SCHEDULED, ReleaseState
 from isd_service.domain.staging import Rows, Staged, overlay
 
@@ -443,6 +443,9 @@ def _to_def(row: CatalogueEntity) -> EntityDef:
         id=row.id, name=row.name, source=row.source, key=tuple(row.key),
         effective_from=row.effective_from, effective_to=row.effective_to,
         description=row.description,
+        foreign_keys=tuple(ForeignKey(tuple(fk["fields"]), fk["reference"]["entity"],
+                                      tuple(fk["reference"]["fields"]))
+                           for fk in row.foreign_keys or ()),
         fields=tuple(FieldDef(id=f.id, name=f.name, type=f.type, required=f.required,
                               max_length=f.max_length,
                               values=tuple(f.values) if f.values is not None else None,
@@ -464,7 +467,16 @@ def add_entity(session: Session, entity: EntityDef) -> None:
         id=entity.id, position=position + 1, name=entity.name, source=entity.source,
         description=entity.description, key=list(entity.key),
         effective_from=entity.effective_from, effective_to=entity.effective_to,
+        foreign_keys=[fk.to_dict() for fk in entity.foreign_keys] or None,
         fields=[_field_row(f, i) for i, f in enumerate(entity.fields, start=1)]))
+    session.flush()
+
+
+def set_foreign_keys(session: Session, entity: EntityDef) -> None:
+    """Write an entity's declared relations."""
+    row = session.get(CatalogueEntity, entity.id)
+    assert row is not None
+    row.foreign_keys = [fk.to_dict() for fk in entity.foreign_keys] or None
     session.flush()
 
 

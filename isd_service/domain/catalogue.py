@@ -67,6 +67,24 @@ class FieldDef:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """A relation: every record's ``fields`` (when any is set) name a record of ``entity``
+    whose ``references`` hold the same values, in the same version."""
+
+    fields: tuple[str, ...]
+    entity: str
+    references: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fields": list(self.fields),
+                "reference": {"entity": self.entity, "fields": list(self.references)}}
+
+    def describe(self, entity_id: str) -> str:
+        return (f"{entity_id}({', '.join(self.fields)}) -> "
+                f"{self.entity}({', '.join(self.references)})")
+
+
+@dataclass(frozen=True)
 class EntityDef:
     """An entity (an MDD file or an ISD entity): its fields in order and its key."""
 
@@ -78,6 +96,7 @@ class EntityDef:
     effective_from: str | None = None
     effective_to: str | None = None
     description: str | None = None
+    foreign_keys: tuple[ForeignKey, ...] = ()
     _by_id: dict[str, FieldDef] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +126,9 @@ class EntityDef:
         }
         if self.description:
             out["description"] = self.description
+        # Only when declared: a catalogue without relations keeps the hash it always had.
+        if self.foreign_keys:
+            out["foreign_keys"] = [fk.to_dict() for fk in self.foreign_keys]
         return out
 
 
@@ -116,6 +138,13 @@ class Catalogue:
     def __init__(self, entities: Iterable[EntityDef]):
         self.entities: dict[str, EntityDef] = {e.id: e for e in entities}
         self._by_source = {e.source.lower(): e for e in self.entities.values()}
+
+    def relations(self) -> list[tuple[EntityDef, ForeignKey]]:
+        """Every declared relation, as (the referring entity, its foreign key)."""
+        return [(e, fk) for e in self.entities.values() for fk in e.foreign_keys]
+
+    def referred_by(self, entity_id: str) -> list[tuple[EntityDef, ForeignKey]]:
+        return [(e, fk) for e, fk in self.relations() if fk.entity == entity_id]
 
     def __contains__(self, entity_id: object) -> bool:
         return entity_id in self.entities
@@ -205,7 +234,7 @@ def entity_from_dict(data: Mapping[str, Any]) -> EntityDef:
         problems.append({"field": name, "message": message})
 
     allowed = {"id", "name", "source", "key", "fields", "effective_from", "effective_to",
-               "description"}
+               "description", "foreign_keys"}
     for extra in sorted(set(data) - allowed):
         bad(extra, "unknown property")
     eid = data.get("id")
@@ -256,13 +285,87 @@ def entity_from_dict(data: Mapping[str, Any]) -> EntityDef:
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         bad("description", "must be a string")
+    foreign_keys = _foreign_keys(data.get("foreign_keys", []), by_id, problems)
     if problems:
         raise CatalogueError(problems)
     return EntityDef(
         id=eid, name=name, source=source, key=tuple(key), fields=tuple(fields),  # type: ignore[arg-type]
         effective_from=data.get("effective_from"), effective_to=data.get("effective_to"),
-        description=description or None,
+        description=description or None, foreign_keys=foreign_keys,
     )
+
+
+def _foreign_keys(raw: Any, by_id: Mapping[str, FieldDef],
+                  problems: list[dict[str, Any]]) -> tuple[ForeignKey, ...]:
+    """Read an entity's declared relations; whether the referenced entity and fields exist
+    is checked against the whole catalogue (check_relations)."""
+    if not isinstance(raw, list):
+        problems.append({"field": "foreign_keys", "message": "must be a list"})
+        return ()
+    out: list[ForeignKey] = []
+    for i, item in enumerate(raw):
+        where = f"foreign_keys[{i}]"
+        ref = item.get("reference") if isinstance(item, Mapping) else None
+        if (not isinstance(item, Mapping) or set(item) != {"fields", "reference"}
+                or not isinstance(ref, Mapping) or set(ref) != {"entity", "fields"}):
+            problems.append({"field": where, "message": (
+                'must be {"fields": [field ids], "reference": {"entity": id, '
+                '"fields": [field ids]}}')})
+            continue
+        fields, entity, references = item["fields"], ref["entity"], ref["fields"]
+        if (not isinstance(fields, list) or not fields
+                or not all(isinstance(f, str) for f in fields) or len(set(fields)) != len(fields)):
+            problems.append({"field": f"{where}.fields",
+                             "message": "must be a non-empty list of distinct field ids"})
+            continue
+        unknown = [f for f in fields if f not in by_id]
+        if by_id and unknown:
+            problems.append({"field": f"{where}.fields",
+                             "message": f"{', '.join(map(repr, unknown))}: not a field of "
+                                        "this entity"})
+        if not isinstance(entity, str) or not ID_PATTERN.match(entity):
+            problems.append({"field": f"{where}.reference.entity",
+                             "message": "must be an entity id"})
+            continue
+        if (not isinstance(references, list) or len(references) != len(fields)
+                or not all(isinstance(f, str) for f in references)):
+            problems.append({"field": f"{where}.reference.fields", "message": (
+                "must be a list of field ids of the referenced entity, one per field")})
+            continue
+        fk = ForeignKey(tuple(fields), entity, tuple(references))
+        if fk in out:
+            problems.append({"field": where, "message": "declared twice"})
+        out.append(fk)
+    return tuple(out)
+
+
+def check_relations(catalogue: Catalogue) -> None:
+    """Refuse relations to an entity or field the catalogue lacks, or between fields of
+    different types (a key compares values as stored)."""
+    problems = []
+    for entity, fk in catalogue.relations():
+        where = f"{entity.id}.foreign_keys {fk.describe(entity.id)}"
+        target = catalogue.get(fk.entity)
+        if target is None:
+            problems.append({"field": where, "message": f"no entity {fk.entity!r}"})
+            continue
+        for mine, theirs in zip(fk.fields, fk.references, strict=True):
+            other = target.field(theirs)
+            own = entity.field(mine)
+            if other is None:
+                problems.append({"field": where,
+                                 "message": f"{fk.entity} has no field {theirs!r}"})
+            elif own is not None and _comparable(own.type) != _comparable(other.type):
+                problems.append({"field": where, "message": (
+                    f"{entity.id}.{mine} ({own.type}) cannot refer to "
+                    f"{fk.entity}.{theirs} ({other.type})")})
+    if problems:
+        raise CatalogueError(problems)
+
+
+def _comparable(field_type: str) -> str:
+    # An enumeration holds strings: it may refer to a string field and be referred to.
+    return "string" if field_type == "enum" else field_type
 
 
 def check_new_entity(catalogue: Catalogue, entity: EntityDef) -> None:

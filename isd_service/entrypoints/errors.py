@@ -74,7 +74,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _refused(exc: DomainError) -> Response:
-        return problem(exc.status, exc.detail, slug=exc.slug, errors=exc.errors)
+        return problem(exc.status, exc.detail, slug=exc.slug, errors=exc.errors,
+                       **getattr(exc, "extra", {}))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

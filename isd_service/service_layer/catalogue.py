@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from isd_service.adapters import repository
 from isd_service.domain.catalogue import (
+    Catalogue,
     EntityDef,
     FieldDef,
     changed_field,
     check_new_entity,
     check_new_field,
+    check_relations,
     entity_from_dict,
     field_from_dict,
 )
@@ -26,7 +29,9 @@ def add_entity(uow: UnitOfWork, definition: dict[str, Any], *, actor: str,
     """Add a new entity (a definition in the shape of GET /catalogue's entities)."""
     entity = entity_from_dict(definition)
     with uow.transaction() as session:
-        check_new_entity(repository.working_catalogue(session), entity)
+        working = repository.working_catalogue(session)
+        check_new_entity(working, entity)
+        check_relations(Catalogue([*working.entities.values(), entity]))
         repository.add_entity(session, entity)
         audit.record(session, action="catalogue.add_entity", actor=actor,
                      organisation=organisation, subject=entity.id, details=entity.to_dict())
@@ -68,11 +73,31 @@ def change_field(uow: UnitOfWork, entity_id: str, field_id: str, changes: dict[s
     return changed
 
 
+def set_relations(uow: UnitOfWork, entity_id: str, foreign_keys: Any, *, actor: str,
+                  organisation: str | None) -> EntityDef:
+    """Declare an entity's relations (replacing those it had; [] removes them all). They go
+    out with the next version, whose publication checks them."""
+    with uow.transaction() as session:
+        entity = repository.entity_definition(session, entity_id)
+        if entity is None:
+            raise NotFound(f"no entity {entity_id!r} in the catalogue", slug="no-such-entity")
+        changed = entity_from_dict({**entity.to_dict(), "foreign_keys": foreign_keys})
+        working = repository.working_catalogue(session)
+        check_relations(Catalogue(changed if e.id == entity_id else e
+                                  for e in working.entities.values()))
+        repository.set_foreign_keys(session, changed)
+        audit.record(session, action="catalogue.set_relations", actor=actor,
+                     organisation=organisation, subject=entity_id,
+                     details={"foreign_keys": [fk.to_dict() for fk in changed.foreign_keys]})
+    return changed
+
+
 def add_missing(uow: UnitOfWork, definitions: list[dict[str, Any]], *, actor: str,
                 organisation: str | None) -> list[str]:
     """Add the entities of ``definitions`` that the working catalogue lacks (all of them to
-    an empty one), in their order; return their ids. An entity whose id is there already is
-    left as it is; one whose source another entity uses is refused."""
+    an empty one), in their order, and their relations to an entity that declares none;
+    return the ids of the entities added or given relations. An entity whose id is there
+    already is otherwise left as it is; one whose source another entity uses is refused."""
     entities = [entity_from_dict(d) for d in definitions]
     with uow.transaction() as session:
         empty = repository.catalogue_is_empty(session)
@@ -84,6 +109,14 @@ def add_missing(uow: UnitOfWork, definitions: list[dict[str, Any]], *, actor: st
             check_new_entity(working, entity)
             repository.add_entity(session, entity)
             added.append(entity.id)
+        working = repository.working_catalogue(session)
+        for entity in entities:
+            current = working.get(entity.id)
+            if current is not None and entity.foreign_keys and not current.foreign_keys:
+                repository.set_foreign_keys(
+                    session, replace(current, foreign_keys=entity.foreign_keys))
+                added += [] if entity.id in added else [entity.id]
+        check_relations(repository.working_catalogue(session))
         if added and not empty:  # an empty database's seed catalogue is no change to record
             audit.record(session, action="catalogue.add_entity", actor=actor,
                          organisation=organisation, subject=", ".join(added),

@@ -9,6 +9,7 @@ can never be served another database's bytes under the same name.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import zipfile
@@ -23,13 +24,18 @@ from isd_service.adapters.download_files import Built, ensure, folder_key, safe_
 from isd_service.adapters.orm import Load, Version
 from isd_service.domain import delta, snapshot
 from isd_service.domain.catalogue import Catalogue, EntityDef
+from isd_service.domain.formats.datapackage import datapackage
 from isd_service.domain.manifest import manifest
 
 MIMETYPES = {"json": "application/json", "ndjson": "application/x-ndjson",
              "csv": "application/zip", "mdd-csv": "text/csv", "mdd-zip": "application/zip",
-             "sums": "text/plain"}
+             "sums": "text/plain", "datapackage": "application/json"}
 SUFFIXES = {"json": "json", "ndjson": "ndjson", "csv": "zip", "mdd-csv": "csv"}
 API = "/api/v1"
+# What the service says of the data's terms: ISD reference data is public, without
+# restriction (the same words in every version's data package and the DCAT catalogue).
+LICENCE = {"name": "public-reference-data",
+           "title": "Public reference data: no restriction on use; all ISD items are public"}
 
 
 class Downloads:
@@ -89,6 +95,23 @@ class Downloads:
         name = f"MDD_{version.number}.zip"
         return ensure(self.folder(version) / name, write, compress=False), name
 
+    def datapackage(self, version: Version) -> tuple[Built, str]:
+        """The version as a Frictionless Data Package over its MDD CSV downloads (built
+        once, after them: it holds their sizes and hashes); and its download name."""
+        catalogue = Catalogue.from_list(version.catalogue)
+        files = {}
+        for entity in catalogue.entities.values():
+            built, name = self.mdd_file(version, entity)
+            files[entity.id] = (f"mdd/{name}", built.size, built.sha256)
+        package = datapackage(version.number, version.published_at, catalogue, files,
+                              licence=LICENCE)
+
+        def write(out: BinaryIO) -> None:
+            out.write(json.dumps(package, indent=1, ensure_ascii=False).encode("utf-8"))
+
+        name = "datapackage.json"
+        return ensure(self.folder(version) / name, write, compress=True), name
+
     def delta(self, old: Version | None, new: Version, entity_id: str | None,
               fmt: str) -> tuple[Built, str]:
         """delta(old, new) (built once; named after both versions' folders)."""
@@ -119,6 +142,9 @@ class Downloads:
         built, name = self.mdd_zip(version)
         url = f"{API}/versions/{version.number}/mdd.zip"
         out.append(({"url": url, "format": "mdd-zip", "entity": None}, built, name))
+        built, name = self.datapackage(version)
+        url = f"{API}/versions/{version.number}/{name}"
+        out.append(({"url": url, "format": "datapackage", "entity": None}, built, name))
         return out
 
     def entries(self, version: Version) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from isd_service.domain.catalogue import Catalogue, catalogue_changes
 from isd_service.domain.errors import Conflict
 from isd_service.domain.lifecycle import ReleaseState
 from isd_service.domain.records import entity_hash, snapshot_hash
-from isd_service.service_layer import audit, webhooks
+from isd_service.service_layer import audit, relations, webhooks
 from isd_service.service_layer.unit_of_work import UnitOfWork, VersionPublished
 
 MAX_VERSION = 2**31 - 1
@@ -87,6 +87,8 @@ def publish_in(
     old_catalogue = Catalogue.from_list(latest.catalogue) if latest else Catalogue([])
     changed |= {c["entity"] for c in catalogue_changes(old_catalogue, catalogue)}
     repository.apply_staged(session, number, frozen_for)
+    # The whole version, the changes applied; a refusal rolls the transaction back.
+    relations.check_version(session, catalogue, number, changed if latest else None)
     entities: dict[str, Any] = {}
     for eid, entity in catalogue.entities.items():
         if latest is not None and eid not in changed and eid in latest.entities:

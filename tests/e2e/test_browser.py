@@ -39,6 +39,8 @@ PAGES = {
     "diff": ("/diff?from=1&to=3", "Changes from version 1 to 3"),
     "releases": ("/releases", "<td>2099-01-20</td>"),
     "api-docs": ("/api-docs", "<code>GET /api/v1/deltas</code>"),
+    "dictionary": ("/catalogue", "<h1>Data dictionary, version 3</h1>"),
+    "dictionary-version": ("/versions/1/catalogue", "<h1>Data dictionary, version 1</h1>"),
 }
 
 

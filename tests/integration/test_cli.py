@@ -83,6 +83,7 @@ def draft_show(app: Flask) -> dict[str, Any]:
 
 # --- db upgrade ---------------------------------------------------------------------------------
 
+@pytest.mark.relations
 def test_db_upgrade_is_idempotent(app: Flask, client: FlaskClient, tmp_path: Path) -> None:
     ok(app, "load", "--format", "csv", write(tmp_path, "gsp_group.csv", GSP))
     ok(app, "publish")

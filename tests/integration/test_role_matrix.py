@@ -27,6 +27,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/admin/catalogue/entities/<string:entity_id>/fields"): ADMINS,
     ("PATCH", "/api/v1/admin/catalogue/entities/<string:entity_id>/fields/<string:field_id>"):
         ADMINS,
+    ("PUT", "/api/v1/admin/catalogue/entities/<string:entity_id>/foreign-keys"): ADMINS,
     ("GET", "/api/v1/admin/draft"): EVERYONE,
     ("DELETE", "/api/v1/admin/draft"): PUBLISHERS,
     ("POST", "/api/v1/admin/loads"): EVERYONE,

@@ -18,7 +18,7 @@ from isd_service.entrypoints.api.guard import caller, protect, requires
 from isd_service.entrypoints.api.schemas import LoadForm, Manifest, PublicationBody, json_body
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session, uow
-from isd_service.service_layer import catalogue, drafts, publishing
+from isd_service.service_layer import catalogue, drafts, publishing, relations
 from isd_service.service_layer.calendar import release_dict
 
 bp = Blueprint("admin", __name__,
@@ -100,7 +100,13 @@ def get_draft() -> Any:
     old = Catalogue.from_list(latest.catalogue) if latest else Catalogue([])
     entities = repository.draft_summary(db)
     changes = catalogue_changes(old, working)
+    changed = set(entities) | {c["entity"] for c in changes}
+    frozen = repository.frozen_release(db)
+    if frozen is not None:
+        changed |= repository.staged_entities(db, frozen.id)
     return {
+        # Records that would refuse the publication, as it checks them.
+        "relations": relations.draft_review(db, working, changed if latest else None),
         "base_version": latest.number if latest else None,
         "next_version": latest.number + 1 if latest else None,
         "entities": entities,
@@ -162,4 +168,18 @@ def patch_field(entity_id: str, field_id: str) -> Any:
     caller().require("admin")
     changed = catalogue.change_field(uow(), entity_id, field_id, json_body(),
                                      actor=caller().actor, organisation=caller().organisation)
+    return changed.to_dict()
+
+
+@bp.put("/catalogue/entities/<string:entity_id>/foreign-keys")
+@bp.doc(requestBody={"required": True, "content": {"application/json": {"schema": {
+    "type": "array", "items": {"type": "object"}}}}})
+@bp.response(200)
+def put_foreign_keys(entity_id: str) -> Any:
+    """Declare an entity's relations (replacing its own; [] removes them): a list of
+    {"fields": [...], "reference": {"entity", "fields": [...]}}. They go out with the next
+    version, whose publication checks them over the whole version."""
+    caller().require("admin")
+    changed = catalogue.set_relations(uow(), entity_id, json_body(), actor=caller().actor,
+                                      organisation=caller().organisation)
     return changed.to_dict()

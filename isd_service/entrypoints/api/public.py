@@ -13,6 +13,7 @@ from isd_service.adapters.orm import Version
 from isd_service.adapters.signing import public_key_pem, sign
 from isd_service.domain import cursors
 from isd_service.domain.catalogue import Catalogue, EntityDef
+from isd_service.domain.formats import dcat
 from isd_service.domain.manifest import manifest
 from isd_service.domain.records import decode, project
 from isd_service.domain.snapshot import entities_of
@@ -39,7 +40,7 @@ from isd_service.entrypoints.api.schemas import (
 )
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session
-from isd_service.service_layer.downloads import MIMETYPES, version_manifest
+from isd_service.service_layer.downloads import LICENCE, MIMETYPES, version_manifest
 
 bp = Blueprint("public", __name__, description="Public reads, no login")
 # What the answers of the downloads may also be (their ETag and Range handling)
@@ -71,6 +72,23 @@ def get_catalogue(args: dict[str, Any]) -> Any:
         return {"version": version.number, "entities": version.catalogue}
     return {"version": None,
             "entities": repository.working_catalogue(session()).to_list()}
+
+
+@bp.get("/catalog.jsonld")
+@bp.response(200, {}, content_type="application/ld+json")
+@bp.alt_response(304, description=NOT_MODIFIED)
+def get_dcat_catalog() -> Response:
+    """Every version as a DCAT-AP style catalogue (JSON-LD, context inline): a dataset
+    series, a dataset per version, a distribution per download with its SHA-256."""
+    db = session()
+    files = downloads()
+    published = [dcat.Published(v.number, v.published_at, v.go_live_date, files.entries(v))
+                 for v in repository.versions_page(db, MAX_VERSION)]
+    base = (current_app.config.get("PUBLIC_URL") or request.url_root).rstrip("/")
+    document = dcat.catalog(published, base=base,
+                            publisher=current_app.config["PUBLISHER_NAME"],
+                            licence=LICENCE["title"], mimetypes=MIMETYPES)
+    return bytes_response(json_bytes(document), "application/ld+json", immutable=False)
 
 
 @bp.get("/versions")
@@ -184,6 +202,19 @@ def get_mdd_zip(number: int) -> Response:
     built, name = downloads().mdd_zip(version)
     return send(built, mimetype="application/zip", download_name=name, version=version,
                 immutable=True, attachment=True)
+
+
+@bp.get("/versions/<int(signed=True):number>/datapackage.json")
+@bp.response(200, {}, content_type="application/json")
+@bp.alt_response(206, description=PARTIAL)
+@bp.alt_response(304, description=NOT_MODIFIED)
+def get_datapackage(number: int) -> Response:
+    """The version as a Frictionless Data Package: one resource per entity (its MDD CSV
+    file, with bytes and hash), a Table Schema with primaryKey and foreignKeys."""
+    version = _version(number)
+    built, name = downloads().datapackage(version)
+    return send(built, mimetype="application/json", download_name=name, version=version,
+                immutable=True)
 
 
 @bp.get("/versions/<int(signed=True):number>/mdd/<string:name>")

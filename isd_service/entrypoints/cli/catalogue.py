@@ -1,4 +1,5 @@
-"""`isd catalogue add-entity|add-field`: new data items, out with the next version."""
+"""`isd catalogue add-entity|add-field|change-field|set-relations`: catalogue changes, out
+with the next version."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def catalogue_group() -> None:
     """Add entities and data items to the catalogue."""
 
 
-def _definition(path: str) -> dict[str, Any]:
+def _definition(path: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -71,3 +72,20 @@ def catalogue_change_field(entity_id: str, field_id: str, name: str | None,
     except DomainError as exc:
         refused(exc, "the change was refused")
     click.echo(f"{entity_id}.{field.id} is now named {field.name!r}")
+
+
+@catalogue_group.command("set-relations")
+@click.argument("entity_id")
+@click.argument("definition", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def catalogue_set_relations(entity_id: str, definition: str) -> None:
+    """Declare an entity's relations: a JSON file holding a list of {"fields": [...],
+    "reference": {"entity": ID, "fields": [...]}} ([] removes them)."""
+    try:
+        entity = catalogue.set_relations(uow(), entity_id, _definition(definition), actor="cli",
+                                         organisation=current_app.config["ADMIN_ORG"])
+    except DomainError as exc:
+        refused(exc, "the relations were refused")
+    for fk in entity.foreign_keys:
+        click.echo(fk.describe(entity_id))
+    click.echo(f"{entity_id}: {len(entity.foreign_keys)} relation(s) declared")

@@ -14,6 +14,7 @@ from isd_service.adapters import repository
 from isd_service.adapters.orm import Version
 from isd_service.domain import cursors, delta
 from isd_service.domain.catalogue import Catalogue, EntityDef
+from isd_service.domain.dictionary import catalogue_history
 from isd_service.domain.history import introduced_in, record_history
 from isd_service.domain.lifecycle import SCHEDULED
 from isd_service.domain.manifest import manifest
@@ -96,6 +97,35 @@ def version_page(number: int) -> str:
     return render_template("web/version.html", m=manifest(version),
                            entities=list(catalogue.entities.values()),
                            files=downloads().entries(version))
+
+
+@bp.get("/catalogue")
+def dictionary_latest() -> str:
+    """The data dictionary of the latest version (the working catalogue before any)."""
+    latest = repository.latest_version(session())
+    if latest is None:
+        return _dictionary(None, repository.working_catalogue(session()))
+    return _dictionary(latest, Catalogue.from_list(latest.catalogue))
+
+
+@bp.get("/versions/<int:number>/catalogue")
+def dictionary_page(number: int) -> str:
+    """The data dictionary as version ``number`` was published."""
+    version = _version(number)
+    return _dictionary(version, Catalogue.from_list(version.catalogue))
+
+
+def _dictionary(version: Version | None, catalogue: Catalogue) -> str:
+    # Only versions up to this one: a dictionary shows what was known when it published.
+    upto = version.number if version is not None else None
+    rows = [v for v in reversed(repository.versions_page(session(), 2**31 - 1))
+            if upto is None or v.number <= upto]
+    history = catalogue_history((v.number, v.catalogue) for v in rows)
+    ownership = current_app.config.get("OWNERSHIP") or {}
+    referred = {eid: catalogue.referred_by(eid) for eid in catalogue.entities}
+    return render_template("web/dictionary.html", version=version,
+                           entities=list(catalogue.entities.values()), catalogue=catalogue,
+                           history=history, ownership=ownership, referred=referred)
 
 
 @bp.get("/versions/<int:number>/entities/<string:entity_id>")
