@@ -30,6 +30,8 @@ MIMETYPES = {"json": "application/json", "ndjson": "application/x-ndjson",
              "sums": "text/plain"}
 SUFFIXES = {"json": "json", "ndjson": "ndjson", "csv": "zip", "mdd-csv": "csv"}
 API = "/api/v1"
+# A whole snapshot's path-only name by format (a static mirror holds it under that path).
+SNAPSHOT_FILES = {"json": "snapshot.json", "ndjson": "snapshot.ndjson", "csv": "snapshot.csv.zip"}
 
 
 class Downloads:
@@ -110,7 +112,8 @@ class Downloads:
         out = []
         for fmt in ("json", "ndjson", "csv"):
             built, name = self.snapshot(version, fmt, None)
-            url = f"{API}/versions/{version.number}/snapshot?format={fmt}"
+            # The path-only URL: a static mirror holds the same bytes under the same path.
+            url = f"{API}/versions/{version.number}/{SNAPSHOT_FILES[fmt]}"
             out.append(({"url": url, "format": fmt, "entity": None}, built, name))
         for entity in Catalogue.from_list(version.catalogue).entities.values():
             built, name = self.mdd_file(version, entity)
