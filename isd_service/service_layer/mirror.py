@@ -110,9 +110,14 @@ class Target(Protocol):
 def version_files(downloads: Downloads, version: Version, loads: list[Any]) -> list[StaticFile]:
     """Every immutable file of a version: its listed downloads, SHA256SUMS, the manifest and
     the catalogue (the manifest last: it names the others)."""
-    files = [StaticFile.of_built(entry["url"], built)
-             for entry, built, _name in downloads.listed(version)]
     folder = f"{API}/versions/{version.number}"
+    files = []
+    for entry, built, name in downloads.listed(version):
+        files.append(StaticFile.of_built(entry["url"], built))
+        suffix = f"_{version.number}.csv"
+        if entry["format"] == "mdd-csv" and name.endswith(suffix):
+            # The application also answers an MDD file under its stem alone.
+            files.append(StaticFile.of_built(f"{folder}/mdd/{name[:-len(suffix)]}.csv", built))
     files.append(StaticFile.of_built(f"{folder}/SHA256SUMS", downloads.sums(version)))
     files.append(StaticFile.of_bytes(f"{folder}/catalogue.json", catalogue_bytes(version)))
     files.append(StaticFile.of_bytes(f"{folder}/manifest.json",

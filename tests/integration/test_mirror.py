@@ -136,6 +136,9 @@ def test_a_mirror_is_an_exact_copy_of_every_path(app: Flask, client: FlaskClient
         manifest = client.get(f"{API}/versions/{n}").get_json()
         for entry in manifest["downloads"]:
             assert entry["url"].lstrip("/") in files, entry["url"]
+            if entry["format"] == "mdd-csv":  # also under the stem alone
+                stem_url = entry["url"].replace(f"_{n}.csv", ".csv")
+                assert files[stem_url.lstrip("/")] == files[entry["url"].lstrip("/")]
         for name in ("manifest.json", "catalogue.json", "SHA256SUMS", "snapshot.json",
                      "snapshot.ndjson", "snapshot.csv.zip", "mdd.zip"):
             assert f"api/v1/versions/{n}/{name}" in files
