@@ -33,6 +33,10 @@ class SyncError(Exception):
     """The pull failed and the local copy was left as it was; the message says why."""
 
 
+class NotFound(SyncError):
+    """The server has no such file (HTTP 404)."""
+
+
 @dataclass
 class Result:
     version: int
@@ -58,7 +62,8 @@ class Server:
             return urllib.request.urlopen(request, timeout=TIMEOUT)
         except urllib.error.HTTPError as exc:
             detail = _problem_detail(exc)
-            raise SyncError(f"{url}: HTTP {exc.code}: {detail}") from None
+            error = NotFound if exc.code == 404 else SyncError
+            raise error(f"{url}: HTTP {exc.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise SyncError(f"{url}: cannot reach the server: {exc}") from None
 
@@ -148,10 +153,18 @@ def _pull(server: Server, server_url: str, root: Path, fmt: str | None, version:
         return Result(number, held, "up-to-date", 0)
     catalogue = server.catalogue(target)
     hops = _hops(server, held, number) if state is not None and held is not None else None
+    records: local.Records | None = None
     if state is not None and hops is not None:
-        records, changes = _apply_deltas(server, root, state, hops, target, catalogue)
-        mode = "delta"
-    else:
+        try:
+            records, changes = _apply_deltas(server, root, state, hops, target, catalogue)
+            mode = "delta"
+        except NotFound:
+            # A mirror written from a later version (isd mirror --from) lacks the deltas
+            # from the version held: a full snapshot still gets there.
+            if progress:
+                progress("no chain of deltas from the version held: taking the snapshot")
+            hops = None
+    if records is None:
         records, changes = _snapshot(server, number, target)
         mode = "snapshot"
     entities = verify(target, catalogue, records)

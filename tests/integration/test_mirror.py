@@ -3,7 +3,12 @@ and a mirror folder that is an exact copy of what the application answers for ea
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,8 @@ from isd_service.entrypoints.flask_db import uow
 from isd_service.service_layer.drafts import load
 from isd_service.service_layer.mirror import StaticFile, write_mirror
 from isd_service.service_layer.publishing import publish
+from isd_service.sync import client as sync_client
+from isd_service.sync import local
 
 API = "/api/v1"
 
@@ -229,3 +236,50 @@ def test_the_write_mirror_use_case_reports_what_it_did(app: Flask, tmp_path: Pat
     assert report.versions == [1, 2] and report.deltas == 1 and report.kept == 0
     assert report.written == len(files_of(tmp_path / "m"))
     assert report.bytes_written == sum(len(b) for b in files_of(tmp_path / "m").values())
+
+
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    """A plain static file server: the simplest web server a mirror can be put behind."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def static_server(root: Path) -> Iterator[str]:
+    handler = functools.partial(QuietFiles, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(30)
+
+
+def test_isd_sync_from_a_mirror_written_from_a_later_version_takes_the_snapshot(
+        app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    publish_versions(app, 5)
+    whole, partial = tmp_path / "whole", tmp_path / "partial"
+    assert mirror(app, whole).exit_code == 0
+    assert mirror(app, partial, "--from", "3").exit_code == 0
+    expected = client.get(f"{API}/versions/5/snapshot.json").get_json()["entities"]
+    with static_server(whole) as whole_url, static_server(partial) as partial_url:
+        old, recent = tmp_path / "old", tmp_path / "recent"
+        assert sync_client.pull(whole_url, old, version=1).mode == "snapshot"
+        assert sync_client.pull(whole_url, recent, version=3).mode == "snapshot"
+        # Holding 3 (position 2): the partial mirror has the skip delta 3-5.
+        result = sync_client.pull(partial_url, recent)
+        assert (result.mode, result.version, result.deltas) == ("delta", 5, 1)
+        # Holding 1: no delta from it there, so the snapshot of 5 (and nothing changed
+        # before it verified).
+        result = sync_client.pull(partial_url, old)
+        assert (result.mode, result.version) == ("snapshot", 5)
+        for root in (old, recent):
+            state = local.read_state(root)
+            assert state is not None and local.read_records(root, state) == expected
+        # A mirror that lacks the version asked for is a clear error.
+        with pytest.raises(sync_client.SyncError, match="HTTP 404"):
+            sync_client.pull(partial_url, tmp_path / "none", version=2)
