@@ -52,11 +52,9 @@ class Server:
     def __init__(self, url: str, progress: Progress | None = None):
         self.base = url.rstrip("/") + "/api/v1"
         self.progress = progress
-        self.fetched: list[str] = []  # every path asked for, in order
 
     def _open(self, path: str) -> Any:
         url = self.base + urllib.parse.quote(path)
-        self.fetched.append(path)
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         try:
             return urllib.request.urlopen(request, timeout=TIMEOUT)
@@ -163,7 +161,6 @@ def _pull(server: Server, server_url: str, root: Path, fmt: str | None, version:
             # from the version held: a full snapshot still gets there.
             if progress:
                 progress("no chain of deltas from the version held: taking the snapshot")
-            hops = None
     if records is None:
         records, changes = _snapshot(server, number, target)
         mode = "snapshot"
