@@ -283,3 +283,35 @@ def test_isd_sync_from_a_mirror_written_from_a_later_version_takes_the_snapshot(
         # A mirror that lacks the version asked for is a clear error.
         with pytest.raises(sync_client.SyncError, match="HTTP 404"):
             sync_client.pull(partial_url, tmp_path / "none", version=2)
+
+
+def test_isd_sync_chains_deltas_across_a_catalogue_change(app: Flask, client: FlaskClient,
+                                                          tmp_path: Path) -> None:
+    """Each hop is applied with its own version's catalogue: a field added in version 2
+    comes through a chain 1 -> 3 -> 4 as null, then with the value version 3 gives it."""
+    publish_versions(app, 1)
+    region = tmp_path / "region.json"
+    region.write_text('{"id": "gsp_group_region", "name": "Region", "type": "string", '
+                      '"max_length": 20, "required": false}')
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["catalogue", "add-field", "gsp_group", str(region)]).exit_code == 0
+    assert runner.invoke(args=["publish", "--force"]).exit_code == 0
+    with app.app_context():
+        for n, name in ((3, "South"), (4, "North")):
+            change = f"gsp_group_id,gsp_group_name,gsp_group_region\n_A,Eastern,{name}\n"
+            load(uow(), files=[InputFile("gsp_group.csv", change.encode())], fmt="csv",
+                 mode="upsert", actor="test", organisation="ISDA")
+            assert publish(uow(), actor="test", organisation="ISDA").number == n
+    root = tmp_path / "mirror"
+    assert mirror(app, root).exit_code == 0
+    with static_server(root) as url:
+        copy = tmp_path / "copy"
+        assert sync_client.pull(url, copy, version=1).mode == "snapshot"
+        result = sync_client.pull(url, copy)  # positions 0 -> 3: 1-3, then 3-4
+        assert (result.mode, result.version, result.deltas) == ("delta", 4, 2)
+    state = local.read_state(copy)
+    assert state is not None
+    assert local.read_records(copy, state) == client.get(
+        f"{API}/versions/4/snapshot.json").get_json()["entities"]
+    gsp = {r["gsp_group_id"]: r for r in local.read_records(copy, state)["gsp_group"]}
+    assert gsp["_A"]["gsp_group_region"] == "North" and gsp["_B"]["gsp_group_region"] is None
