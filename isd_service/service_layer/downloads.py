@@ -36,6 +36,8 @@ API = "/api/v1"
 # restriction (the same words in every version's data package and the DCAT catalogue).
 LICENCE = {"name": "public-reference-data",
            "title": "Public reference data: no restriction on use; all ISD items are public"}
+# A whole snapshot's path-only name by format (a static mirror holds it under that path).
+SNAPSHOT_FILES = {"json": "snapshot.json", "ndjson": "snapshot.ndjson", "csv": "snapshot.csv.zip"}
 
 
 class Downloads:
@@ -133,7 +135,8 @@ class Downloads:
         out = []
         for fmt in ("json", "ndjson", "csv"):
             built, name = self.snapshot(version, fmt, None)
-            url = f"{API}/versions/{version.number}/snapshot?format={fmt}"
+            # The path-only URL: a static mirror holds the same bytes under the same path.
+            url = f"{API}/versions/{version.number}/{SNAPSHOT_FILES[fmt]}"
             out.append(({"url": url, "format": fmt, "entity": None}, built, name))
         for entity in Catalogue.from_list(version.catalogue).entities.values():
             built, name = self.mdd_file(version, entity)

@@ -17,7 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     pull = sub.add_parser("pull", help="bring the local copy to the latest (or given) version")
     status = sub.add_parser("status", help="the version held, and whether a newer one exists")
     for p in (pull, status):
-        p.add_argument("--server", required=True, help="the service's base URL")
+        p.add_argument("--server", required=True,
+                       help="the service's base URL, or a static mirror's (isd mirror)")
         p.add_argument("--dir", required=True, type=Path, help="folder of the local copy")
     pull.add_argument("--format", choices=local.FORMATS, default=None,
                       help="csv (one file per entity) or sqlite; default: as held, else csv")
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if result.mode == "up-to-date":
         print(f"version {result.version}: already held")
     else:
+        hops = f", {result.deltas} delta file(s)" if result.mode == "delta" else ""
         print(f"version {result.version}: {result.mode} applied ({result.changes} records"
-              f"{'' if result.previous is None else f' from {result.previous}'})")
+              f"{'' if result.previous is None else f' from {result.previous}'}{hops})")
     return 0

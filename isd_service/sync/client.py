@@ -1,5 +1,9 @@
 """Pull a version from the service: a full snapshot the first time, deltas afterwards.
 
+Only path-only URLs are used, so the server may be the application or a static mirror of it
+(a web server, bucket or CDN serving what `isd mirror` wrote). From the version held to the
+one wanted, the client follows a chain of consecutive and skip deltas (chain.py) and checks
+every hop: its base is the version before it, its result is the next version's manifest.
 Nothing is written until everything received has been checked against the manifest: every
 entity's count and sha256, the catalogue's sha256 and the version's sha256.
 """
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from isd_service.sync import hashing, local
+from isd_service.sync import chain, hashing, local
 
 TIMEOUT = 60
 USER_AGENT = "isd-sync/1"
@@ -29,42 +33,48 @@ class SyncError(Exception):
     """The pull failed and the local copy was left as it was; the message says why."""
 
 
+class NotFound(SyncError):
+    """The server has no such file (HTTP 404)."""
+
+
 @dataclass
 class Result:
     version: int
     previous: int | None
     mode: str  # "snapshot", "delta" or "up-to-date"
     changes: int
+    deltas: int = 0  # delta files followed (a chain of consecutive and skip deltas)
 
 
 class Server:
-    """The service's public API under ``<url>/api/v1``."""
+    """The service's path-only URLs under ``<url>/api/v1``, from the application or a mirror."""
 
     def __init__(self, url: str, progress: Progress | None = None):
         self.base = url.rstrip("/") + "/api/v1"
         self.progress = progress
 
-    def _open(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    def _open(self, path: str) -> Any:
+        url = self.base + urllib.parse.quote(path)
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         try:
             return urllib.request.urlopen(request, timeout=TIMEOUT)
         except urllib.error.HTTPError as exc:
             detail = _problem_detail(exc)
-            raise SyncError(f"{url}: HTTP {exc.code}: {detail}") from None
+            error = NotFound if exc.code == 404 else SyncError
+            raise error(f"{url}: HTTP {exc.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise SyncError(f"{url}: cannot reach the server: {exc}") from None
 
-    def json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        with self._open(path, params) as response:
+    def json(self, path: str) -> Any:
+        with self._open(path) as response:
             try:
                 return json.loads(response.read())
             except (ValueError, OSError) as exc:
                 raise SyncError(f"{path}: the answer is not complete JSON: {exc}") from None
 
-    def ndjson(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def ndjson(self, path: str) -> Iterator[dict[str, Any]]:
         """Yield the lines of an NDJSON answer; a cut-off answer raises SyncError."""
-        with self._open(path, params) as response:
+        with self._open(path) as response:
             count = 0
             try:
                 for raw in response:
@@ -80,7 +90,25 @@ class Server:
                                 f"{exc!r}") from None
 
     def manifest(self, version: int | None) -> dict[str, Any]:
-        return self.json("/versions/latest" if version is None else f"/versions/{version}")
+        return self.json("/versions/latest.json" if version is None
+                         else f"/versions/{version}/manifest.json")
+
+    def catalogue(self, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+        """The catalogue of a version, checked against its manifest's catalogue_sha256."""
+        number = manifest["version"]
+        catalogue: list[dict[str, Any]] = self.json(
+            f"/versions/{number}/catalogue.json")["entities"]
+        if hashing.catalogue_sha256(catalogue) != manifest["catalogue_sha256"]:
+            raise SyncError(f"the catalogue of version {number} does not match its "
+                            f"manifest's catalogue_sha256")
+        return catalogue
+
+    def versions(self) -> list[int]:
+        """Every published version's number, oldest first (versions/index.json)."""
+        numbers = self.json("/versions/index.json")["versions"]
+        if not isinstance(numbers, list) or numbers != sorted(set(numbers)):
+            raise SyncError("versions/index.json does not list version numbers in order")
+        return numbers
 
 
 def _problem_detail(exc: urllib.error.HTTPError) -> str:
@@ -121,14 +149,19 @@ def _pull(server: Server, server_url: str, root: Path, fmt: str | None, version:
     held = state["version"] if state else None
     if state and held == number and state["format"] == fmt:
         return Result(number, held, "up-to-date", 0)
-    catalogue = server.json("/catalogue", {"version": number})["entities"]
-    if hashing.catalogue_sha256(catalogue) != target["catalogue_sha256"]:
-        raise SyncError(f"the catalogue of version {number} does not match its manifest's "
-                        f"catalogue_sha256")
-    if state is not None and held is not None and held <= number:
-        records, changes = _apply_delta(server, root, state, target, catalogue)
-        mode = "delta"
-    else:
+    catalogue = server.catalogue(target)
+    hops = _hops(server, held, number) if state is not None and held is not None else None
+    records: local.Records | None = None
+    if state is not None and hops is not None:
+        try:
+            records, changes = _apply_deltas(server, root, state, hops, target, catalogue)
+            mode = "delta"
+        except NotFound:
+            # A mirror written from a later version (isd mirror --from) lacks the deltas
+            # from the version held: a full snapshot still gets there.
+            if progress:
+                progress("no chain of deltas from the version held: taking the snapshot")
+    if records is None:
         records, changes = _snapshot(server, number, target)
         mode = "snapshot"
     entities = verify(target, catalogue, records)
@@ -142,12 +175,12 @@ def _pull(server: Server, server_url: str, root: Path, fmt: str | None, version:
     if progress:
         progress(f"writing version {number}")
     local.write_version(root, fmt, new_state, records)
-    return Result(number, held, mode, changes)
+    return Result(number, held, mode, changes, len(hops or []) if mode == "delta" else 0)
 
 
 def _snapshot(server: Server, number: int,
               target: dict[str, Any]) -> tuple[local.Records, int]:
-    lines = server.ndjson(f"/versions/{number}/snapshot", {"format": "ndjson"})
+    lines = server.ndjson(f"/versions/{number}/snapshot.ndjson")
     head = next(lines, None)
     if head is None or head.get("sha256") != target["sha256"]:
         raise SyncError(f"the snapshot of version {number} does not start with its manifest")
@@ -159,24 +192,61 @@ def _snapshot(server: Server, number: int,
     return records, count
 
 
-def _apply_delta(server: Server, root: Path, state: dict[str, Any], target: dict[str, Any],
-                 catalogue: list[dict[str, Any]]) -> tuple[local.Records, int]:
-    held, number = state["version"], target["version"]
+def _hops(server: Server, held: int | None, number: int) -> list[tuple[int, int]] | None:
+    """The chain of deltas (version numbers) from ``held`` to ``number``; None when there is
+    none (going back, or a version the server does not list): then a full snapshot."""
+    if held is None or held > number:
+        return None
+    if held == number:
+        return []  # the same version in another format: rewritten from the copy held
+    numbers = server.versions()
+    if held not in numbers or number not in numbers:
+        return None
+    return [(numbers[a], numbers[b])
+            for a, b in chain.chain(numbers.index(held), numbers.index(number))]
+
+
+def _apply_deltas(server: Server, root: Path, state: dict[str, Any],
+                  hops: list[tuple[int, int]], target: dict[str, Any],
+                  catalogue: list[dict[str, Any]]) -> tuple[local.Records, int]:
+    held = state["version"]
     # Check what is on disk before building on it: a damaged copy must not spread.
     try:
-        old = local.read_records(root, state)
-        verify(state, state["catalogue"], old)
+        records = local.read_records(root, state)
+        verify(state, state["catalogue"], records)
     except (SyncError, OSError, ValueError, KeyError) as exc:
         raise SyncError(f"the local copy of version {held} is damaged ({exc}); remove "
                         f"{root / local.CURRENT} to download a full snapshot") from None
-    lines = server.ndjson("/deltas", {"from": held, "to": number, "format": "ndjson"})
+    base, base_catalogue = state, state["catalogue"]
+    count = 0
+    for old, new in hops:
+        last = new == target["version"]
+        step = target if last else server.manifest(new)
+        step_catalogue = catalogue if last else server.catalogue(step)
+        records, changes = _apply_delta(server, old, base, base_catalogue, step,
+                                        step_catalogue, records)
+        count += changes
+        if not last:  # every hop's result verified, not only the last one's
+            verify(step, step_catalogue, records)
+        base, base_catalogue = step, step_catalogue
+    return records, count
+
+
+def _apply_delta(server: Server, held: int, base: dict[str, Any],
+                 base_catalogue: list[dict[str, Any]], target: dict[str, Any],
+                 catalogue: list[dict[str, Any]],
+                 old: local.Records) -> tuple[local.Records, int]:
+    """Apply the delta from version ``held`` (``base``, whose records are ``old``) to
+    ``target``."""
+    number = target["version"]
+    lines = server.ndjson(f"/deltas/{held}-{number}.ndjson")
     head = next(lines, None)
-    if head is None or head.get("from_sha256") != state["sha256"]:
+    if head is None or head.get("from_sha256") != base["sha256"]:
         raise SyncError(f"the delta from {held} does not start from the version held")
     if head.get("to_sha256") != target["sha256"]:
         raise SyncError(f"the delta does not end at version {number}'s manifest")
     defs = local.fields_of(catalogue)
-    old_defs = local.fields_of(state["catalogue"])
+    old_defs = local.fields_of(base_catalogue)
     by_key: dict[str, dict[str, dict[str, Any]]] = {}
     for eid, entity in defs.items():
         ids = [f["id"] for f in entity["fields"]]

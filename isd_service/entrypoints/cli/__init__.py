@@ -46,6 +46,7 @@ def register_commands(app: Flask) -> None:
         database,
         downloads,
         drafts,
+        mirror,
         publishing,
         serve,
         tokens,
@@ -57,7 +58,7 @@ def register_commands(app: Flask) -> None:
                     catalogue.catalogue_group, calendar.release_group,
                     calendar.scheduler_command, downloads.downloads_group, bench.bench_group,
                     webhooks.webhooks_group, serve.serve_command,
-                    archive.import_archive_command):
+                    archive.import_archive_command, mirror.mirror_command):
         app.cli.add_command(command)
 
 
