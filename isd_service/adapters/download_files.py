@@ -225,8 +225,8 @@ def _build(path: Path, chunks: Chunks, *, compress: bool) -> Built:
 
     try:
         out, data_tmp = temp()
-        with out:
-            for chunk in chunks():
+        with out, _opened(chunks) as made:
+            for chunk in made:
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
@@ -255,6 +255,19 @@ def _build(path: Path, chunks: Chunks, *, compress: bool) -> Built:
     return result
 
 
+@contextlib.contextmanager
+def _opened(chunks: Chunks) -> Iterator[Iterator[bytes]]:
+    """The bytes of ``chunks``, closed when left, even on an error: a generator left open
+    would hold its database cursor until the garbage collector came by."""
+    made = iter(chunks())
+    try:
+        yield made
+    finally:
+        close = getattr(made, "close", None)
+        if close is not None:
+            close()
+
+
 class _Sink:
     """Collects what a writer (gzip) writes, for a generator to hand on."""
 
@@ -279,11 +292,12 @@ def stream(chunks: Chunks, *, gz: bool) -> Iterator[bytes]:
     """The download's bytes (gzipped as the stored copy would be when ``gz``), made as they
     are sent: nothing touches the disk."""
     if not gz:
-        yield from chunks()
+        with _opened(chunks) as made:
+            yield from made
         return
     sink = _Sink()
-    with _gzip(sink) as zipped:
-        for chunk in chunks():
+    with _opened(chunks) as made, _gzip(sink) as zipped:
+        for chunk in made:
             zipped.write(chunk)
             if len(sink.parts) > 16:
                 yield sink.take()
@@ -298,7 +312,7 @@ def digest_of(chunks: Chunks, *, compress: bool) -> Digest:
     size = gz_size = 0
     with contextlib.ExitStack() as stack:
         zipped = stack.enter_context(_gzip(sink)) if compress else None
-        for chunk in chunks():
+        for chunk in stack.enter_context(_opened(chunks)):
             raw.update(chunk)
             size += len(chunk)
             if zipped is not None:

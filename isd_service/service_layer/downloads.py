@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from isd_service.adapters import repository
@@ -269,7 +269,7 @@ class Downloads:
             _report(exc)
             try:
                 return Streamed(self._digest(spec), spec.chunks, exc.cause)
-            except (OSError, SQLAlchemyError) as err:
+            except (OSError, OperationalError, InterfaceError) as err:  # the database lost
                 log.error("download %s: the database could not make its bytes either "
                           "(%s)", spec.path, err.__class__.__name__)
                 raise DownloadUnavailable(exc.cause, spec.name) from err

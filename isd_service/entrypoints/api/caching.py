@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
 
@@ -58,6 +59,20 @@ class _SelfClosingFile(io.FileIO):
         return data
 
 
+def _streamed(built: Streamed, gz: bool) -> Iterator[bytes]:
+    """The bytes of a streamed download, read through the request's session after the
+    request's teardown has closed it: the session is closed again once they are sent."""
+    db = session()  # taken now: the bytes are sent after the request's context is gone
+
+    def sent() -> Iterator[bytes]:
+        try:
+            yield from stream(built.chunks, gz=gz)
+        finally:
+            db.close()
+
+    return sent()
+
+
 def _cache(response: Response, immutable: bool) -> None:
     response.cache_control.public = True
     response.cache_control.max_age = (IMMUTABLE_MAX_AGE if immutable
@@ -80,7 +95,7 @@ def send(built: Built | Streamed, *, mimetype: str, download_name: str, version:
     etag, size = (digest.gz_sha256, digest.gz_size) if gz else (digest.sha256, digest.size)
     assert etag is not None and size is not None
     if isinstance(built, Streamed):
-        body: Any = stream_with_context(stream(built.chunks, gz=gz))
+        body: Any = _streamed(built, gz)
     else:
         path = built.gz_path if gz else built.path
         assert path is not None
