@@ -176,8 +176,8 @@ def _sound(path: Path, expected: Digest | None) -> Built | None:
     try:
         check(found, expected)
     except Mismatch as exc:
-        log.warning("download file %s is not the bytes its metadata names (%s): "
-                    "removed, to be built again", path, exc)
+        log.warning("download file %s is not the bytes its metadata names (%s): removing "
+                    "it, to build it again", path, exc)
         for stale in (_meta_path(path), path, path.with_name(path.name + ".gz")):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()

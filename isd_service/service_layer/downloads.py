@@ -16,6 +16,7 @@ and hashes; the failure is logged once, with its cause.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -94,16 +95,31 @@ _known: OrderedDict[Path, Digest] = OrderedDict()
 _reported: set[tuple[Path, str]] = set()
 
 
+# Both are shared by a process's threads (gunicorn's gthread workers).
+_lock = threading.Lock()
+
+
 def _remember(path: Path, digest: Digest) -> None:
-    _known[path] = digest
-    _known.move_to_end(path)
-    while len(_known) > KNOWN_DIGESTS:
-        _known.popitem(last=False)
+    with _lock:
+        _known[path] = digest
+        _known.move_to_end(path)
+        while len(_known) > KNOWN_DIGESTS:
+            _known.popitem(last=False)
+
+
+def _recovered(path: Path) -> None:
+    with _lock:
+        causes = [c for p, c in _reported if p == path]
+        _reported.difference_update((path, c) for c in causes)
+    if causes:
+        log.info("download %s can be written again", path)
 
 
 def _report(exc: FolderUnusable) -> None:
-    if (exc.path, exc.cause) not in _reported:
+    with _lock:
+        first = (exc.path, exc.cause) not in _reported
         _reported.add((exc.path, exc.cause))
+    if first:
         log.warning("download %s cannot be written (%s: %s): sending it from the database "
                     "instead", exc.path, exc.cause, exc.reason)
 
@@ -274,9 +290,7 @@ class Downloads:
                           "(%s)", spec.path, err.__class__.__name__)
                 raise DownloadUnavailable(exc.cause, spec.name) from err
         _remember(spec.path, built.digest)
-        for cause in [c for p, c in _reported if p == spec.path]:
-            _reported.discard((spec.path, cause))
-            log.info("download %s can be written again", spec.path)
+        _recovered(spec.path)
         return built
 
 
