@@ -19,6 +19,8 @@ from isd_service.domain.validation import LoadRejected
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE = "https://isd.invalid/problems/"  # stable identifiers, not fetchable pages
+# Retry-After (seconds) of a 503: what is missing (the database, a download) is expected back
+RETRY_AFTER = 30
 # webargs' location of a request's input -> what a problem's detail calls it
 INPUTS = {"query": "query", "json": "body", "optional_json": "body", "form": "form"}
 
@@ -52,6 +54,8 @@ def problem(status: int, detail: str, *, slug: str | None = None,
         json.dumps(body), status=status, mimetype="application/problem+json")
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="isd"'
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER)
     return response
 
 
@@ -74,8 +78,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _refused(exc: DomainError) -> Response:
-        return problem(exc.status, exc.detail, slug=exc.slug, errors=exc.errors,
-                       **getattr(exc, "extra", {}))
+        # A refusal may carry more members (relations: error_count) and name its cause in a
+        # word (a download unavailable: no-space, read-only, ...).
+        extra = dict(getattr(exc, "extra", {}))
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, str):
+            extra["cause"] = cause
+        return problem(exc.status, exc.detail, slug=exc.slug, errors=exc.errors, **extra)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

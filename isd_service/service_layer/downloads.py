@@ -5,28 +5,49 @@ publication (BUILD_DOWNLOADS), or else on its first request; publication itself 
 quick transaction (see docs/deployment.md). A version's files live in a folder named after
 the version and a hash of its manifest (adapters/download_files.py), so a rebuilt database
 can never be served another database's bytes under the same name.
+
+The bytes of a download are a function of the database alone, so the folder is only a cache
+of them: reading a manifest never builds a file (a download not yet built is hashed as it is
+made, and the hash remembered), and a download whose file cannot be written (a full or
+read-only folder, an I/O error) is sent from the database as it is made, with the same bytes
+and hashes; the failure is logged once, with its cause.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import logging
+import threading
 import time
-import zipfile
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from isd_service.adapters import repository
-from isd_service.adapters.download_files import Built, ensure, folder_key, safe_part
+from isd_service.adapters.download_files import (
+    Built,
+    Chunks,
+    Digest,
+    FolderUnusable,
+    digest_of,
+    ensure,
+    existing,
+    folder_key,
+    safe_part,
+)
 from isd_service.adapters.orm import Load, Version
 from isd_service.domain import delta, snapshot
 from isd_service.domain.catalogue import Catalogue, EntityDef
+from isd_service.domain.errors import DomainError
 from isd_service.domain.formats.datapackage import datapackage
 from isd_service.domain.manifest import manifest
 
+log = logging.getLogger(__name__)
 MIMETYPES = {"json": "application/json", "ndjson": "application/x-ndjson",
              "csv": "application/zip", "mdd-csv": "text/csv", "mdd-zip": "application/zip",
              "sums": "text/plain", "datapackage": "application/json"}
@@ -38,6 +59,77 @@ LICENCE = {"name": "public-reference-data",
            "title": "Public reference data: no restriction on use; all ISD items are public"}
 # A whole snapshot's path-only name by format (a static mirror holds it under that path).
 SNAPSHOT_FILES = {"json": "snapshot.json", "ndjson": "snapshot.ndjson", "csv": "snapshot.csv.zip"}
+KNOWN_DIGESTS = 4096  # how many downloads' hashes a process remembers
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A download sent from the database as it is made, because its file cannot be
+    written (``cause``): the digest its file would have, and its bytes."""
+
+    digest: Digest
+    chunks: Chunks
+    cause: str
+
+
+class DownloadUnavailable(DomainError):
+    """Neither the download's file nor the database can give its bytes just now."""
+
+    status = 503
+    slug = "download-unavailable"
+
+    def __init__(self, cause: str, name: str):
+        self.cause = cause
+        super().__init__(f"{name} cannot be sent just now: its file cannot be written "
+                         f"({cause}) and the database could not make its bytes; try again "
+                         "shortly")
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What a download is: where its file goes, how its bytes are made, its name."""
+
+    path: Path
+    chunks: Chunks
+    compress: bool
+    name: str
+
+
+# What this process knows of downloads' bytes (by file path, which names the version's
+# manifest): a manifest lists them without building files, and a file on disk that differs
+# is found out. Remembered only here: anything else could be as broken as the folder.
+_known: OrderedDict[Path, Digest] = OrderedDict()
+# The failures already logged, (file, cause): logged once, and again after it recovered.
+_reported: set[tuple[Path, str]] = set()
+
+
+# Both are shared by a process's threads (gunicorn's gthread workers).
+_lock = threading.Lock()
+
+
+def _remember(path: Path, digest: Digest) -> None:
+    with _lock:
+        _known[path] = digest
+        _known.move_to_end(path)
+        while len(_known) > KNOWN_DIGESTS:
+            _known.popitem(last=False)
+
+
+def _recovered(path: Path) -> None:
+    with _lock:
+        causes = [c for p, c in _reported if p == path]
+        _reported.difference_update((path, c) for c in causes)
+    if causes:
+        log.info("download %s can be written again", path)
+
+
+def _report(exc: FolderUnusable) -> None:
+    with _lock:
+        first = (exc.path, exc.cause) not in _reported
+        _reported.add((exc.path, exc.cause))
+    if first:
+        log.warning("download %s cannot be written (%s: %s): sending it from the database "
+                    "instead", exc.path, exc.cause, exc.reason)
 
 
 class Downloads:
@@ -54,122 +146,189 @@ class Downloads:
         return lambda entity_id: repository.snapshot_data(self.session, entity_id,
                                                           version.number)
 
-    def snapshot(self, version: Version, fmt: str, entity_id: str | None) -> tuple[Built, str]:
-        """The snapshot of a version in a format (built once); and its download name."""
+    def _snapshot(self, version: Version, fmt: str, entity_id: str | None) -> _Spec:
         suffix = SUFFIXES[fmt]
         part = f".{safe_part(entity_id)}" if entity_id else ""
-        path = self.folder(version) / f"snapshot{part}.{suffix}"
         rows = self._rows(version)
-        write: Callable[[BinaryIO], None]
+        chunks: Chunks
         if fmt == "csv":
-            def write(out: BinaryIO) -> None:
-                snapshot.write_csv_zip(version, entity_id, rows, out)
+            def chunks() -> Iterator[bytes]:
+                return snapshot.csv_zip(version, entity_id, rows)
         elif fmt == "ndjson":
-            write = _write_text(snapshot.as_ndjson(version, entity_id, rows))
+            chunks = _text(lambda: snapshot.as_ndjson(version, entity_id, rows))
         else:
-            write = _write_text(snapshot.as_json(version, entity_id, rows))
+            chunks = _text(lambda: snapshot.as_json(version, entity_id, rows))
         name = f"isd_{version.number}{'_' + entity_id if entity_id else ''}.{suffix}"
         # A zip is compressed already: a gzip copy of it would only cost disk.
-        return ensure(path, write, compress=fmt != "csv"), name
+        return _Spec(self.folder(version) / f"snapshot{part}.{suffix}", chunks,
+                     fmt != "csv", name)
 
-    def mdd_file(self, version: Version, entity: EntityDef) -> tuple[Built, str]:
-        """One entity as an Elexon MDD CSV file (built once); and its download name."""
+    def _mdd_file(self, version: Version, entity: EntityDef) -> _Spec:
         name = f"{entity.source}_{version.number}.csv"
-        path = self.folder(version) / "mdd" / safe_part(name)
-        write = _write_text(snapshot.as_mdd_csv(entity, self._rows(version)))
-        return ensure(path, write, compress=True), name
+        chunks = _text(lambda: snapshot.as_mdd_csv(entity, self._rows(version)))
+        return _Spec(self.folder(version) / "mdd" / safe_part(name), chunks, True, name)
 
-    def mdd_zip(self, version: Version) -> tuple[Built, str]:
-        """The portal's zip: `<Stem>_<n>.csv` of every entity from an MDD file, each member
-        the very bytes of that file's own download (built once); and its download name."""
-        members = [self.mdd_file(version, entity) for entity in
+    def _mdd_zip(self, version: Version) -> _Spec:
+        members = [self._mdd_file(version, entity) for entity in
                    Catalogue.from_list(version.catalogue).entities.values()
                    if entity.mdd_source is not None]
 
-        def write(out: BinaryIO) -> None:
-            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-                for built, name in members:
-                    info = zipfile.ZipInfo(name, date_time=snapshot.ZIP_TIMESTAMP)
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    with archive.open(info, "w") as member, built.path.open("rb") as source:
-                        shutil.copyfileobj(source, member, 1024 * 1024)
+        def chunks() -> Iterator[bytes]:
+            # Each member the very bytes of that MDD file's own download.
+            return snapshot.zip_chunks((m.name, m.chunks()) for m in members)
 
         name = f"MDD_{version.number}.zip"
-        return ensure(self.folder(version) / name, write, compress=False), name
+        return _Spec(self.folder(version) / name, chunks, False, name)
 
-    def datapackage(self, version: Version) -> tuple[Built, str]:
-        """The version as a Frictionless Data Package over its MDD CSV downloads (built
-        once, after them: it holds their sizes and hashes); and its download name."""
+    def _datapackage(self, version: Version) -> _Spec:
+        # It holds the MDD files' sizes and hashes: known without building them.
         catalogue = Catalogue.from_list(version.catalogue)
         files = {}
         for entity in catalogue.entities.values():
-            built, name = self.mdd_file(version, entity)
-            files[entity.id] = (f"mdd/{name}", built.size, built.sha256)
+            spec = self._mdd_file(version, entity)
+            digest = self._digest(spec)
+            files[entity.id] = (f"mdd/{spec.name}", digest.size, digest.sha256)
         package = datapackage(version.number, version.published_at, catalogue, files,
                               licence=LICENCE)
-
-        def write(out: BinaryIO) -> None:
-            out.write(json.dumps(package, indent=1, ensure_ascii=False).encode("utf-8"))
-
+        data = json.dumps(package, indent=1, ensure_ascii=False).encode("utf-8")
         name = "datapackage.json"
-        return ensure(self.folder(version) / name, write, compress=True), name
+        return _Spec(self.folder(version) / name, lambda: [data], True, name)
 
-    def delta(self, old: Version | None, new: Version, entity_id: str | None,
-              fmt: str) -> tuple[Built, str]:
-        """delta(old, new) (built once; named after both versions' folders)."""
+    def _delta(self, old: Version | None, new: Version, entity_id: str | None,
+               fmt: str) -> _Spec:
         base = f"{old.number}-{folder_key(manifest(old))}" if old else "0"
         part = f".{safe_part(entity_id)}" if entity_id else ""
-        path = self.folder(new) / "deltas" / f"from-{base}{part}.{fmt}"
-        changes = delta.iter_changes(
-            old, new, lambda eid, m, n: repository.rows_between(self.session, eid, m, n),
-            entity_id)
-        head = delta.header(old, new, entity_id)
-        chunks = (delta.as_ndjson if fmt == "ndjson" else delta.as_json)(head, changes)
+
+        def chunks() -> Iterator[str]:
+            changes = delta.iter_changes(
+                old, new, lambda eid, m, n: repository.rows_between(self.session, eid, m, n),
+                entity_id)
+            head = delta.header(old, new, entity_id)
+            return (delta.as_ndjson if fmt == "ndjson" else delta.as_json)(head, changes)
+
         name = (f"isd_delta_{old.number if old else 0}_{new.number}"
                 f"{'_' + entity_id if entity_id else ''}.{fmt}")
-        return ensure(path, _write_text(chunks), compress=True), name
+        return _Spec(self.folder(new) / "deltas" / f"from-{base}{part}.{fmt}", _text(chunks),
+                     True, name)
 
-    def listed(self, version: Version) -> list[tuple[dict[str, Any], Built, str]]:
+    def snapshot(self, version: Version, fmt: str,
+                 entity_id: str | None) -> tuple[Built | Streamed, str]:
+        """The snapshot of a version in a format (built once); and its download name."""
+        spec = self._snapshot(version, fmt, entity_id)
+        return self._serve(spec), spec.name
+
+    def mdd_file(self, version: Version, entity: EntityDef) -> tuple[Built | Streamed, str]:
+        """One entity as an Elexon MDD CSV file (built once); and its download name."""
+        spec = self._mdd_file(version, entity)
+        return self._serve(spec), spec.name
+
+    def mdd_zip(self, version: Version) -> tuple[Built | Streamed, str]:
+        """The portal's zip: `<Stem>_<n>.csv` of every entity from an MDD file, each member
+        the very bytes of that file's own download (built once); and its download name."""
+        spec = self._mdd_zip(version)
+        return self._serve(spec), spec.name
+
+    def datapackage(self, version: Version) -> tuple[Built | Streamed, str]:
+        """The version as a Frictionless Data Package over its MDD CSV downloads (built
+        once); and its download name."""
+        spec = self._datapackage(version)
+        return self._serve(spec), spec.name
+
+    def delta(self, old: Version | None, new: Version, entity_id: str | None,
+              fmt: str) -> tuple[Built | Streamed, str]:
+        """delta(old, new) (built once; named after both versions' folders)."""
+        spec = self._delta(old, new, entity_id, fmt)
+        return self._serve(spec), spec.name
+
+    def _listed(self, version: Version) -> list[tuple[dict[str, Any], _Spec]]:
         """Every download the manifest lists: the three full snapshots, one MDD file per
         entity, the MDD zip; each with its manifest entry (url, format, entity)."""
         out = []
         for fmt in ("json", "ndjson", "csv"):
-            built, name = self.snapshot(version, fmt, None)
             # The path-only URL: a static mirror holds the same bytes under the same path.
             url = f"{API}/versions/{version.number}/{SNAPSHOT_FILES[fmt]}"
-            out.append(({"url": url, "format": fmt, "entity": None}, built, name))
+            out.append(({"url": url, "format": fmt, "entity": None},
+                        self._snapshot(version, fmt, None)))
         for entity in Catalogue.from_list(version.catalogue).entities.values():
-            built, name = self.mdd_file(version, entity)
-            url = f"{API}/versions/{version.number}/mdd/{name}"
-            out.append(({"url": url, "format": "mdd-csv", "entity": entity.id}, built, name))
-        built, name = self.mdd_zip(version)
+            spec = self._mdd_file(version, entity)
+            url = f"{API}/versions/{version.number}/mdd/{spec.name}"
+            out.append(({"url": url, "format": "mdd-csv", "entity": entity.id}, spec))
         url = f"{API}/versions/{version.number}/mdd.zip"
-        out.append(({"url": url, "format": "mdd-zip", "entity": None}, built, name))
-        built, name = self.datapackage(version)
-        url = f"{API}/versions/{version.number}/{name}"
-        out.append(({"url": url, "format": "datapackage", "entity": None}, built, name))
+        out.append(({"url": url, "format": "mdd-zip", "entity": None}, self._mdd_zip(version)))
+        spec = self._datapackage(version)
+        url = f"{API}/versions/{version.number}/{spec.name}"
+        out.append(({"url": url, "format": "datapackage", "entity": None}, spec))
         return out
 
+    def listed(self, version: Version) -> list[tuple[dict[str, Any], Built | Streamed, str]]:
+        """Every download the manifest lists, served (built, or streamed when the folder
+        fails), with its manifest entry and download name."""
+        return [(entry, self._serve(spec), spec.name) for entry, spec in self._listed(version)]
+
     def entries(self, version: Version) -> list[dict[str, Any]]:
-        """The manifest's ``downloads``: url, format, entity (None: all), name, size, sha256."""
-        return [{**entry, "name": name, "size": built.size, "sha256": built.sha256}
-                for entry, built, name in self.listed(version)]
+        """The manifest's ``downloads``: url, format, entity (None: all), name, size, sha256.
 
-    def sums(self, version: Version) -> Built:
+        Builds no file: a download not built yet is hashed as its bytes are made."""
+        out = []
+        for entry, spec in self._listed(version):
+            digest = self._digest(spec)
+            out.append({**entry, "name": spec.name, "size": digest.size,
+                        "sha256": digest.sha256})
+        return out
+
+    def _sums(self, version: Version) -> _Spec:
+        lines = "".join(f"{e['sha256']}  {e['name']}\n" for e in self.entries(version))
+        return _Spec(self.folder(version) / "SHA256SUMS",
+                     lambda: [lines.encode("ascii")], False, "SHA256SUMS")
+
+    def sums(self, version: Version) -> Built | Streamed:
         """SHA256SUMS: every listed download's hash and name, as `sha256sum -c` reads it."""
-        lines = "".join(f"{built.sha256}  {name}\n" for _e, built, name in self.listed(version))
-
-        def write(out: BinaryIO) -> None:
-            out.write(lines.encode("ascii"))
-
-        return ensure(self.folder(version) / "SHA256SUMS", write, compress=False)
+        return self._serve(self._sums(version))
 
     def build_all(self, version: Version) -> list[tuple[str, Built]]:
         """Build every download the manifest lists, and SHA256SUMS, so that no request
-        waits; files already built are left as they are."""
-        files = [(name, built) for _entry, built, name in self.listed(version)]
-        files.append(("SHA256SUMS", self.sums(version)))
+        waits; files already built (and sound) are left as they are. Raises FolderUnusable
+        when the folder fails."""
+        files = []
+        for spec in [s for _e, s in self._listed(version)] + [self._sums(version)]:
+            built = ensure(spec.path, spec.chunks, compress=spec.compress,
+                           expected=_known.get(spec.path))
+            _remember(spec.path, built.digest)
+            files.append((spec.name, built))
         return files
+
+    def _digest(self, spec: _Spec) -> Digest:
+        """What the download's bytes are, without building its file: as remembered, as a
+        complete file of the right size says, or else by hashing them as they are made."""
+        digest = _known.get(spec.path)
+        if digest is None:
+            found = existing(spec.path)
+            try:
+                sized = found is not None and found.path.stat().st_size == found.size
+            except OSError:
+                sized = False
+            digest = found.digest if found is not None and sized else digest_of(
+                spec.chunks, compress=spec.compress)
+            _remember(spec.path, digest)
+        return digest
+
+    def _serve(self, spec: _Spec) -> Built | Streamed:
+        """The download's file, built if need be; or, when the folder cannot give it, the
+        download streamed from the database with the digest its file would have."""
+        try:
+            built = ensure(spec.path, spec.chunks, compress=spec.compress,
+                           expected=_known.get(spec.path))
+        except FolderUnusable as exc:
+            _report(exc)
+            try:
+                return Streamed(self._digest(spec), spec.chunks, exc.cause)
+            except (OSError, OperationalError, InterfaceError) as err:  # the database lost
+                log.error("download %s: the database could not make its bytes either "
+                          "(%s)", spec.path, err.__class__.__name__)
+                raise DownloadUnavailable(exc.cause, spec.name) from err
+        _remember(spec.path, built.digest)
+        _recovered(spec.path)
+        return built
 
 
 def version_manifest(downloads: Downloads, version: Version,
@@ -185,15 +344,16 @@ def build_version(session: Session, root: Path, version: Version) -> tuple[int, 
     return len(files), sum(b.size for _n, b in files), time.perf_counter() - started
 
 
-def _write_text(chunks: Iterator[str]) -> Callable[[BinaryIO], None]:
-    def write(out: BinaryIO) -> None:
+def _text(chunks: Callable[[], Iterable[str]]) -> Chunks:
+    """The bytes (UTF-8) of text made in small pieces, in pieces of about 256 KiB."""
+    def encoded() -> Iterator[bytes]:
         buffer: list[str] = []
         size = 0
-        for chunk in chunks:
+        for chunk in chunks():
             buffer.append(chunk)
             size += len(chunk)
             if size >= 256 * 1024:
-                out.write("".join(buffer).encode("utf-8"))
+                yield "".join(buffer).encode("utf-8")
                 buffer, size = [], 0
-        out.write("".join(buffer).encode("utf-8"))
-    return write
+        yield "".join(buffer).encode("utf-8")
+    return encoded

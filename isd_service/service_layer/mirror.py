@@ -24,7 +24,7 @@ from isd_service.adapters.download_files import Built
 from isd_service.adapters.orm import Version
 from isd_service.domain import delta_chain
 from isd_service.domain.manifest import manifest
-from isd_service.service_layer.downloads import API, Downloads, version_manifest
+from isd_service.service_layer.downloads import API, Downloads, Streamed, version_manifest
 
 DELTA_NAME = re.compile(r"^(0|[1-9][0-9]{0,9})-([1-9][0-9]{0,9})\.(json|ndjson)$")
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -93,7 +93,11 @@ class StaticFile:
                    cache_control, data)
 
     @classmethod
-    def of_built(cls, path: str, built: Built) -> StaticFile:
+    def of_built(cls, path: str, built: Built | Streamed) -> StaticFile:
+        if isinstance(built, Streamed):
+            # A mirror copies the built files; streaming gigabytes into memory is no way out.
+            raise OSError(f"{path}: the downloads folder cannot be written ({built.cause}); "
+                          "a mirror copies built download files: free the folder, run again")
         return cls(path.lstrip("/"), built.sha256, built.size, IMMUTABLE, built.path)
 
 

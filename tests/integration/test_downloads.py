@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,13 +236,17 @@ def test_head_gives_the_headers_without_the_body(published: FlaskClient) -> None
 def test_files_are_stored_once_under_a_folder_named_for_the_version(
     app: Flask, published: FlaskClient
 ) -> None:
-    fetch(published, "/versions/2")  # builds every listed download
     root = Path(app.config["DOWNLOADS_DIR"])
+    listed = fetch(published, "/versions/2").get_json()["downloads"]
+    # Reading a manifest builds no file: it hashes the downloads as their bytes are made.
+    assert not root.exists() or not [p for p in root.rglob("*") if p.is_file()]
+    body = fetch(published, "/versions/2/snapshot?format=json").get_data()
     folders = sorted(p.name for p in root.iterdir())
     assert [f.split("-")[0] for f in folders] == ["2"]
     stored = root / folders[0] / "snapshot.json"
-    body = fetch(published, "/versions/2/snapshot?format=json").get_data()
     assert stored.read_bytes() == body
+    [entry] = [e for e in listed if e["format"] == "json"]
+    assert (entry["size"], entry["sha256"]) == (len(body), sha256(body))
     assert gzip.decompress((root / folders[0] / "snapshot.json.gz").read_bytes()) == body
     assert not list(root.rglob("*.tmp"))
 
@@ -322,9 +327,9 @@ def test_concurrent_builders_never_expose_a_partial_file(tmp_path: Path) -> None
     errors: list[BaseException] = []
     done = threading.Event()
 
-    def write(out: Any) -> None:
+    def write() -> Iterator[bytes]:
         for i in range(0, len(content), 65536):
-            out.write(content[i:i + 65536])
+            yield content[i:i + 65536]
 
     def build() -> None:
         try:
@@ -360,8 +365,8 @@ def test_concurrent_builders_never_expose_a_partial_file(tmp_path: Path) -> None
 def test_a_failed_build_leaves_nothing_behind(tmp_path: Path) -> None:
     target = tmp_path / "broken.json"
 
-    def write(out: Any) -> None:
-        out.write(b"half")
+    def write() -> Iterator[bytes]:
+        yield b"half"
         raise RuntimeError("the database went away")
 
     with pytest.raises(RuntimeError):

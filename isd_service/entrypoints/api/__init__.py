@@ -6,6 +6,7 @@ from flask import Flask
 
 from isd_service.entrypoints.api.admin import bp as admin_bp
 from isd_service.entrypoints.api.governance import bp as governance_bp
+from isd_service.entrypoints.api.health import bp as health_bp
 from isd_service.entrypoints.api.participants import bp as participants_bp
 from isd_service.entrypoints.api.paths import bp as paths_bp
 from isd_service.entrypoints.api.public import bp as public_bp
@@ -22,6 +23,7 @@ def register_blueprints(app: Flask) -> None:
     api = Api(app)
     api.register_blueprint(public_bp, url_prefix="/api/v1")
     api.register_blueprint(paths_bp, url_prefix="/api/v1")
+    api.register_blueprint(health_bp, url_prefix="/api/v1")
     api.register_blueprint(admin_bp, url_prefix="/api/v1/admin")
     api.register_blueprint(participants_bp, url_prefix="/api")
     api.register_blueprint(webhooks_admin_bp, url_prefix="/api/v1/admin")

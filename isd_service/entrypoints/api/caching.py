@@ -4,6 +4,9 @@ Every URL that names a version is immutable: a strong ETag (the SHA-256 of the b
 ``Cache-Control: public, max-age=31536000, immutable``, 304 for a matching If-None-Match,
 206 for a Range, and a stored gzip copy for clients that accept it. Answers that move
 (latest, the version list, open-ended deltas) get a short max-age and an ETag too.
+
+A download whose file cannot be written is streamed from the database with the very headers
+its file would have had: the bytes are the same, so are their hashes.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +22,11 @@ from flask import Response, current_app, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
 
-from isd_service.adapters.download_files import Built
+from isd_service.adapters.download_files import Built, stream
 from isd_service.adapters.orm import Version
 from isd_service.entrypoints.errors import problem
 from isd_service.entrypoints.flask_db import session
-from isd_service.service_layer.downloads import Downloads
+from isd_service.service_layer.downloads import Downloads, Streamed
 
 IMMUTABLE_MAX_AGE = 31536000  # a year: the longest that caches are asked to honour
 
@@ -55,6 +59,20 @@ class _SelfClosingFile(io.FileIO):
         return data
 
 
+def _streamed(built: Streamed, gz: bool) -> Iterator[bytes]:
+    """The bytes of a streamed download, read through the request's session after the
+    request's teardown has closed it: the session is closed again once they are sent."""
+    db = session()  # taken now: the bytes are sent after the request's context is gone
+
+    def sent() -> Iterator[bytes]:
+        try:
+            yield from stream(built.chunks, gz=gz)
+        finally:
+            db.close()
+
+    return sent()
+
+
 def _cache(response: Response, immutable: bool) -> None:
     response.cache_control.public = True
     response.cache_control.max_age = (IMMUTABLE_MAX_AGE if immutable
@@ -63,21 +81,26 @@ def _cache(response: Response, immutable: bool) -> None:
         response.cache_control.immutable = True
 
 
-def send(built: Built, *, mimetype: str, download_name: str, version: Version,
+def send(built: Built | Streamed, *, mimetype: str, download_name: str, version: Version,
          immutable: bool, attachment: bool = False) -> Response:
-    """Serve a built file: ETag, conditional GET, ranges, the gzip copy when accepted.
+    """Serve a download: ETag, conditional GET, ranges, the gzip copy when accepted.
 
     Much as werkzeug's send_file does, with the validators of a published file: its SHA-256
     as a strong ETag and the version's publication time as Last-Modified (never a file's
-    mtime, which differs from one machine to the next).
+    mtime, which differs from one machine to the next). A streamed download answers the same,
+    its bytes made from the database as they are sent.
     """
-    gz = built.gz_path is not None and _accepts_gzip()
-    path, etag, size = ((built.gz_path, built.gz_sha256, built.gz_size) if gz
-                        else (built.path, built.sha256, built.size))
-    assert path is not None and etag is not None and size is not None
-    file = _SelfClosingFile(path, "rb")
-    response = current_app.response_class(wrap_file(request.environ, file), mimetype=mimetype,
-                                          direct_passthrough=True)
+    digest = built.digest
+    gz = digest.gz_sha256 is not None and _accepts_gzip()
+    etag, size = (digest.gz_sha256, digest.gz_size) if gz else (digest.sha256, digest.size)
+    assert etag is not None and size is not None
+    if isinstance(built, Streamed):
+        body: Any = _streamed(built, gz)
+    else:
+        path = built.gz_path if gz else built.path
+        assert path is not None
+        body = wrap_file(request.environ, _SelfClosingFile(path, "rb"))
+    response = current_app.response_class(body, mimetype=mimetype, direct_passthrough=True)
     response.content_length = size
     disposition = "attachment" if attachment else "inline"
     response.headers.set("Content-Disposition", disposition, filename=download_name)
@@ -86,18 +109,18 @@ def send(built: Built, *, mimetype: str, download_name: str, version: Version,
     _cache(response, immutable)
     if gz:
         response.headers["Content-Encoding"] = "gzip"
-    if built.gz_path is not None:
+    if digest.gz_sha256 is not None:
         response.vary.add("Accept-Encoding")
     try:
         response.make_conditional(request.environ, accept_ranges=True, complete_length=size)
     except RequestedRangeNotSatisfiable:
-        file.close()
+        body.close()
         refused = problem(416, f"the range asked for is outside the {size} bytes of "
                                f"{download_name}", slug="range-not-satisfiable")
         refused.headers["Content-Range"] = f"bytes */{size}"
         return refused
     if response.status_code == 304 or request.method == "HEAD":
-        file.close()
+        body.close()
         response.response = []
     return response
 

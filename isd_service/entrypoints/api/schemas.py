@@ -159,3 +159,21 @@ class TokenOut(Answer):
 
 class TokenList(Answer):
     tokens = fields.List(fields.Nested(TokenOut), required=True)
+
+
+class DatabaseHealth(Answer):
+    status = fields.String(required=True, metadata={"enum": ["ok", "down"]})
+    detail = fields.String()
+
+
+class DownloadsHealth(Answer):
+    status = fields.String(required=True, metadata={
+        "enum": ["ok", "no-space", "read-only", "permission", "io-error"]})
+    free_bytes = fields.Integer(required=True, allow_none=True)
+    detail = fields.String()
+
+
+class Health(Answer):
+    status = fields.String(required=True, metadata={"enum": ["ok", "degraded", "down"]})
+    database = fields.Nested(DatabaseHealth, required=True)
+    downloads = fields.Nested(DownloadsHealth, required=True)

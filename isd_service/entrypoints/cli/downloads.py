@@ -7,6 +7,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from isd_service.adapters import repository
+from isd_service.adapters.download_files import FolderUnusable
 from isd_service.entrypoints.api.caching import downloads_root
 from isd_service.entrypoints.flask_db import new_uow, uow
 from isd_service.service_layer.downloads import Downloads, build_version
@@ -20,7 +21,12 @@ def build_after_publication(app: Flask, number: int) -> None:
         version = repository.get_version(unit.session, number)
         if version is None:
             return
-        count, size, seconds = build_version(unit.session, downloads_root(), version)
+        try:
+            count, size, seconds = build_version(unit.session, downloads_root(), version)
+        except FolderUnusable as exc:  # the version is out: its downloads stream meanwhile
+            app.logger.warning("version %s: its downloads could not be built (%s); they "
+                               "are sent from the database until they can be", number, exc)
+            return
     app.logger.info("version %s: %s download files (%s bytes) built in %.1fs",
                     number, count, size, seconds)
 
@@ -44,7 +50,10 @@ def build_command(number: int | None) -> None:
                else repository.latest_version(db))
     if version is None:
         raise click.ClickException(f"no version {number}" if number else "nothing published")
-    count, size, seconds = build_version(db, downloads_root(), version)
+    try:
+        count, size, seconds = build_version(db, downloads_root(), version)
+    except FolderUnusable as exc:
+        raise click.ClickException(f"the downloads folder cannot be written ({exc})") from None
     folder = Downloads(db, downloads_root()).folder(version)
     click.echo(f"version {version.number}: {count} files, {size} bytes in {folder} "
                f"({seconds:.1f}s)")
