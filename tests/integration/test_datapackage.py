@@ -4,7 +4,6 @@ HTTP (the served bytes, not our own parser): rows, primary keys, foreign keys, b
 
 from __future__ import annotations
 
-import gzip
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,22 +69,27 @@ def test_a_versions_data_package_validates_with_frictionless(
     assert f"{entry['sha256']}  datapackage.json\n" in sums
 
 
-def tamper(app: Flask, stem: str, change: bytes) -> None:
-    """Change a built MDD file (and its gzip copy) on disk, as a bad mirror would."""
-    folder = Path(app.config["DOWNLOADS_DIR"])
-    path = next(folder.glob(f"*/mdd/{stem}_20.csv"))
-    data = path.read_bytes() + change
-    path.write_bytes(data)
-    path.with_name(path.name + ".gz").write_bytes(gzip.compress(data))
+def local_copy(client: FlaskClient, folder: Path) -> Path:
+    """Version 20's data package and every file it names, saved as a participant would."""
+    package = client.get(f"{API}/versions/20/datapackage.json")
+    (folder / "mdd").mkdir(parents=True)
+    for resource in package.get_json()["resources"]:
+        (folder / resource["path"]).write_bytes(
+            client.get(f"{API}/versions/20/{resource['path']}").get_data())
+    (folder / "datapackage.json").write_bytes(package.get_data())
+    return folder / "datapackage.json"
 
 
 def test_frictionless_fails_a_tampered_csv_naming_the_broken_row_and_relation(
-        app: Flask, client: FlaskClient, served: str) -> None:
+        app: Flask, client: FlaskClient, tmp_path: Path) -> None:
     seed(app)
-    assert client.get(f"{API}/versions/20").status_code == 200  # builds every download
-    # A measurement requirement of a time pattern regime the version does not hold.
-    tamper(app, "Measurement_Requirement", b'"0393","99999"\n')
-    report = validate(f"{served}{API}/versions/20/datapackage.json")
+    descriptor = local_copy(client, tmp_path)
+    assert validate(str(descriptor)).valid
+    # A measurement requirement of a time pattern regime the version does not hold, added to
+    # the local copy behind the package's back.
+    with next(tmp_path.glob("mdd/Measurement_Requirement_20.csv")).open("ab") as f:
+        f.write(b'"0393","99999"\n')
+    report = validate(str(descriptor))
     assert not report.valid
     errors = report.flatten(["type", "note"])
     types = {t for t, _note in errors}
