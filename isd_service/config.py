@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULE_GRACE_SECONDS": 3600,
     "EMPTY_RELEASE": "skip",
     "SCHEDULER_SYNC_SECONDS": 15,
+    # Four eyes: how many other publishers must approve a publication (0: publish at once).
+    "PUBLICATION_APPROVALS": 0,
     # Webhooks: "thread" sends from the publishing process; "queue" only by
     # `isd webhooks deliver`.
     "WEBHOOK_DELIVERY": "thread",
@@ -78,6 +80,7 @@ _FROM_TEXT: dict[str, Any] = {
     "SCHEDULE_GRACE_SECONDS": int,
     "EMPTY_RELEASE": str,
     "SCHEDULER_SYNC_SECONDS": int,
+    "PUBLICATION_APPROVALS": int,
 }
 
 
@@ -113,6 +116,9 @@ def check(config: dict[str, Any]) -> None:
     config["OWNERSHIP"] = check_ownership(config.get("OWNERSHIP") or {})
     if config["EMPTY_RELEASE"] not in EMPTY_POLICIES:
         raise SettingError(f"ISD_EMPTY_RELEASE must be one of {', '.join(EMPTY_POLICIES)}")
+    if not 0 <= int(config["PUBLICATION_APPROVALS"]) <= 10:
+        raise SettingError("ISD_PUBLICATION_APPROVALS must be a number of approvals from 0 "
+                           "(publish at once) to 10")
     for name in ("SCHEDULE_GRACE_SECONDS", "SCHEDULER_SYNC_SECONDS"):
         if int(config[name]) < (0 if name == "SCHEDULE_GRACE_SECONDS" else 1):
             raise SettingError(f"ISD_{name} must be a positive number of seconds")

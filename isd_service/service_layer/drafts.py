@@ -20,7 +20,7 @@ from isd_service.domain.catalogue import Catalogue
 from isd_service.domain.formats import InputFile, parse_files, safe_name
 from isd_service.domain.staging import MODES, TARGETS, Counts, StagedEntity, is_net, stage
 from isd_service.domain.validation import LoadRejected, Problem, Validated, validate_rows
-from isd_service.service_layer import audit
+from isd_service.service_layer import approvals, audit
 from isd_service.service_layer.unit_of_work import UnitOfWork
 
 Progress = Callable[[str, int, int], None]
@@ -126,6 +126,11 @@ def load_in(
         session.add(ReleaseLoad(load_id=record.id, release_id=release.id))
     report("write", len(staged_entities), len(staged_entities))
     audit.load_accepted(session, record)
+    if any(s.changed for s in staged_entities):
+        # Approvals were for the set as it stood: this load changed it.
+        approvals.void_requests(session, frozen_for,
+                                reason=f"load {record.id} changed the set after the request",
+                                actor=actor, organisation=organisation)
     return record
 
 
@@ -184,4 +189,6 @@ def discard(uow: UnitOfWork, *, actor: str, organisation: str | None) -> int:
         n = repository.discard_staged(session)
         audit.record(session, action="draft.discard", actor=actor, organisation=organisation,
                      subject="draft", details={"discarded": n})
+        approvals.void_requests(session, None, reason="the draft was discarded", actor=actor,
+                                organisation=organisation)
     return n

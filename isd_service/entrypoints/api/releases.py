@@ -172,4 +172,5 @@ def schedule() -> Any:
     """The scheduler's next runs and the outcome of past runs (failures with their reason)."""
     caller().require("publisher")
     db = session()
-    return {"next_runs": steps.next_runs(db), "past_runs": steps.past_runs(db)}
+    return {"next_runs": steps.next_runs(db), "awaiting_approval": steps.awaiting_approval(db),
+            "past_runs": steps.past_runs(db)}

@@ -70,6 +70,10 @@ class PublicationBody(Strict):
     force = fields.Boolean(load_default=False)
 
 
+class DecisionBody(Strict):
+    comment = fields.String(validate=validate.Length(max=500), allow_none=True)
+
+
 def json_body() -> Any:
     """The request's JSON body, or 415 (not JSON) / 400 (not valid JSON)."""
     if not request.is_json:
@@ -151,6 +155,8 @@ class AuditPage(Answer):
 
 class TokenOut(Answer):
     id = fields.Integer(required=True)
+    name = fields.String(required=True, allow_none=True,
+                         metadata={"description": "the holder; null: unnamed"})
     organisation = fields.String(required=True)
     roles = fields.List(fields.String(), required=True)
     expires_at = fields.String(required=True, allow_none=True)
@@ -159,3 +165,14 @@ class TokenOut(Answer):
 
 class TokenList(Answer):
     tokens = fields.List(fields.Nested(TokenOut), required=True)
+
+
+class PublicationRequestOut(Answer):
+    request = fields.Integer(required=True)
+    state = fields.String(required=True, metadata={
+        "description": "awaiting-approval, published, rejected or void"})
+    approvals_needed = fields.Integer(required=True)
+    approvals = fields.Integer(required=True)
+    manifest = fields.Dict(allow_none=True,
+                           metadata={"description": "the version, once the last approval "
+                                                    "published it"})
