@@ -188,8 +188,8 @@ def release_dict(release: Release) -> dict[str, Any]:
     }
 
 
-def preview(session: Session, release: Release) -> tuple[dict[str, Any],
-                                                          Iterator[dict[str, Any]]]:
+def preview(session: Session, release: Release, *, previous: bool = False
+            ) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """A frozen release's changes in the shape of a delta from the latest version."""
     if not holds_frozen_set(release):
         raise ReleaseRefused(f"release {release.id} is {release.state}: only a frozen "
@@ -206,6 +206,7 @@ def preview(session: Session, release: Release) -> tuple[dict[str, Any],
         for eid, entity in catalogue.entities.items():
             rows = repository.staged_in_key_order(session, eid, release.id)
             if rows:
-                yield from staged_changes(entity, rows, repository.live_rows(session, eid))
+                yield from staged_changes(entity, rows, repository.live_rows(session, eid),
+                                          previous=previous)
 
     return head, changes()

@@ -31,6 +31,11 @@ MIMETYPES = {"json": "application/json", "ndjson": "application/x-ndjson",
 SUFFIXES = {"json": "json", "ndjson": "ndjson", "csv": "zip", "mdd-csv": "csv"}
 API = "/api/v1"
 
+# The shape of a delta's changes, part of its built file's path: "changed-fields" (every
+# update names its changed fields). Files of an earlier shape (directly under deltas/) are
+# never served again; deleting them only frees disk.
+DELTA_SHAPE = "changed-fields"
+
 
 class Downloads:
     """The download files of published versions, under one folder."""
@@ -90,14 +95,17 @@ class Downloads:
         return ensure(self.folder(version) / name, write, compress=False), name
 
     def delta(self, old: Version | None, new: Version, entity_id: str | None,
-              fmt: str) -> tuple[Built, str]:
-        """delta(old, new) (built once; named after both versions' folders)."""
+              fmt: str, *, previous: bool = False) -> tuple[Built, str]:
+        """delta(old, new) (built once; named after both versions' folders and the shape of
+        its changes, so that files built in an older shape are never served)."""
         base = f"{old.number}-{folder_key(manifest(old))}" if old else "0"
         part = f".{safe_part(entity_id)}" if entity_id else ""
-        path = self.folder(new) / "deltas" / f"from-{base}{part}.{fmt}"
+        detail = ".previous" if previous else ""
+        path = (self.folder(new) / "deltas" / DELTA_SHAPE
+                / f"from-{base}{part}{detail}.{fmt}")
         changes = delta.iter_changes(
             old, new, lambda eid, m, n: repository.rows_between(self.session, eid, m, n),
-            entity_id)
+            entity_id, previous=previous)
         head = delta.header(old, new, entity_id)
         chunks = (delta.as_ndjson if fmt == "ndjson" else delta.as_json)(head, changes)
         name = (f"isd_delta_{old.number if old else 0}_{new.number}"

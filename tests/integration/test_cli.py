@@ -431,5 +431,5 @@ def test_the_command_lists_only_its_own_groups(app: Flask) -> None:
     listed = {line.split()[0] for line in ok(app, "--help").output.split("Commands:")[1]
               .splitlines() if line.strip()}
     assert listed == {"bench", "catalogue", "db", "downloads", "draft", "import-archive",
-                      "load", "publication", "publish", "release", "scheduler", "seed", "serve", "token",
-                      "webhooks"}
+                      "load", "publication", "publish", "release", "scheduler", "seed", "serve",
+                      "token", "webhooks"}

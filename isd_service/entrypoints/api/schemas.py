@@ -33,6 +33,13 @@ class DeltaQuery(Strict):
     to = fields.Integer(validate=validate.Range(min=1, max=MAX_VERSION))
     entity = fields.String(validate=validate.Length(min=1, max=63))
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "ndjson"]))
+    detail = fields.String(validate=validate.OneOf(["previous"]), metadata={
+        "description": "previous: every update also carries the record as it was"})
+
+
+class PreviewQuery(Strict):
+    detail = fields.String(validate=validate.OneOf(["previous"]), metadata={
+        "description": "previous: every update also carries the record as it was"})
 
 
 class PageQuery(Strict):
