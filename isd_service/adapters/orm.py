@@ -346,6 +346,22 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
 
 
+class AdminSession(Base):
+    """A signed-in browser of the admin pages: the token it signed in with, for a fixed
+    lifetime. The cookie holds only a random secret, stored here as its SHA-256."""
+
+    __tablename__ = "admin_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_token.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last refused load's problems, so that its error table can be re-sorted.
+    refusal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
 class PublicationRequest(Base):
     """A request to publish a set (the open draft, or a release's frozen set) that waits for
     other publishers' approval (four eyes)."""

@@ -17,6 +17,7 @@ from isd_service.adapters import repository
 from isd_service.adapters.orm import Load, ReleaseLoad
 from isd_service.domain import ownership
 from isd_service.domain.catalogue import Catalogue
+from isd_service.domain.delta import staged_changes
 from isd_service.domain.formats import InputFile, parse_files, safe_name
 from isd_service.domain.staging import MODES, TARGETS, Counts, StagedEntity, is_net, stage
 from isd_service.domain.validation import LoadRejected, Problem, Validated, validate_rows
@@ -192,3 +193,26 @@ def discard(uow: UnitOfWork, *, actor: str, organisation: str | None) -> int:
         approvals.void_requests(session, None, reason="the draft was discarded", actor=actor,
                                 organisation=organisation)
     return n
+
+
+def draft_changes(session: Session, *, entity_id: str | None = None, limit: int = 500
+                  ) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
+    """The open draft as delta changes against what the next release leaves (the latest
+    version with any frozen set), field by field with the previous records: counts per
+    entity (insert, update, delete) and the first ``limit`` changes."""
+    catalogue = repository.working_catalogue(session)
+    counts: dict[str, dict[str, int]] = {}
+    changes: list[dict[str, Any]] = []
+    for eid, entity in catalogue.entities.items():
+        if entity_id is not None and eid != entity_id:
+            continue
+        rows = repository.staged_in_key_order(session, eid, None)
+        if not rows:
+            continue
+        per = counts.setdefault(eid, {"insert": 0, "update": 0, "delete": 0})
+        for change in staged_changes(entity, rows, repository.base_rows(session, eid),
+                                     previous=True):
+            per[change["op"]] += 1
+            if len(changes) < limit:
+                changes.append(change)
+    return counts, changes

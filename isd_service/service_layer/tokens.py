@@ -120,6 +120,17 @@ def authenticate(uow: UnitOfWork, header: str | None) -> Caller:
     uow.end_read()
     if row is None:
         raise Unauthorized("unknown token")
+    return caller_of(row)
+
+
+def find(uow: UnitOfWork, token: str) -> ApiToken | None:
+    """The row of a token's text, if any."""
+    return uow.session.scalars(select(ApiToken).where(
+        ApiToken.token_sha256 == _digest(token.strip()))).first()
+
+
+def caller_of(row: ApiToken) -> Caller:
+    """The caller a token row stands for, or 401 when it is revoked or expired."""
     if row.revoked_at is not None:
         raise Unauthorized("this token has been revoked")
     if row.expires_at is not None and row.expires_at <= datetime.now(UTC):

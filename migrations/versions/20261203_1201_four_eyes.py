@@ -1,5 +1,5 @@
 """Four-eyes publication: tokens name their holder; publication requests and the decisions
-on them; a release (and a scheduled run) may be awaiting approval.
+on them; a release (and a scheduled run) may be awaiting approval. The admin pages' sessions.
 
 Existing tokens keep working and show as unnamed (``name`` null). ``release.state`` and
 ``release_run.outcome`` widen to hold "awaiting-approval".
@@ -31,6 +31,21 @@ def upgrade() -> None:
     with op.batch_alter_table("release_run", schema=None) as batch_op:
         batch_op.alter_column("outcome", existing_type=sa.String(length=16),
                               type_=sa.String(length=20), existing_nullable=False)
+    op.create_table(
+        "admin_session",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("secret_sha256", sa.String(length=64), nullable=False),
+        sa.Column("token_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", UTC_MOMENT, nullable=False),
+        sa.Column("expires_at", UTC_MOMENT, nullable=False),
+        sa.Column("ended_at", UTC_MOMENT, nullable=True),
+        sa.Column("refusal", sa.JSON(), nullable=True),
+        sa.ForeignKeyConstraint(["token_id"], ["api_token.id"],
+                                name=op.f("fk_admin_session_token_id_api_token")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_session")),
+        sa.UniqueConstraint("secret_sha256", name=op.f("uq_admin_session_secret_sha256")),
+    )
+    op.create_index(op.f("ix_admin_session_token_id"), "admin_session", ["token_id"])
     op.create_table(
         "publication_request",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -77,6 +92,8 @@ def downgrade() -> None:
     op.drop_table("publication_decision")
     op.drop_index(op.f("ix_publication_request_state"), table_name="publication_request")
     op.drop_table("publication_request")
+    op.drop_index(op.f("ix_admin_session_token_id"), table_name="admin_session")
+    op.drop_table("admin_session")
     # A release or run awaiting approval has no state before this revision: back to frozen.
     op.execute("UPDATE release SET state = 'frozen' WHERE state = 'awaiting-approval'")
     op.execute("UPDATE release_run SET outcome = 'nothing-to-do' "
