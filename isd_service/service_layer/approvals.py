@@ -153,14 +153,19 @@ def decide(
         return row, version
 
 
+ANY_SET = -1  # void_requests(): every set (a catalogue change goes out with any of them)
+
+
 def void_requests(session: Session, release_id: int | None, *, reason: str, actor: str,
                   organisation: str | None) -> list[int]:
-    """Void the requests awaiting approval for a set that just changed; their ids."""
+    """Void the requests awaiting approval for a set that just changed (``ANY_SET``: all);
+    their ids."""
     voided = []
-    for row in session.scalars(select(PublicationRequest).where(
-            PublicationRequest.state == RequestState.AWAITING,
-            PublicationRequest.release_id.is_(None) if release_id is None
-            else PublicationRequest.release_id == release_id)):
+    stmt = select(PublicationRequest).where(PublicationRequest.state == RequestState.AWAITING)
+    if release_id != ANY_SET:
+        stmt = stmt.where(PublicationRequest.release_id.is_(None) if release_id is None
+                          else PublicationRequest.release_id == release_id)
+    for row in session.scalars(stmt):
         row.state = RequestState.VOID
         row.decided_at = datetime.now(UTC)
         row.reason = reason

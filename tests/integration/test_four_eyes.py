@@ -336,3 +336,19 @@ def test_a_bad_approvals_setting_is_refused_naming_it(
     monkeypatch.setenv("ISD_PUBLICATION_APPROVALS", value)
     with pytest.raises(SettingError, match="ISD_PUBLICATION_APPROVALS"):
         settings()
+
+
+def test_a_catalogue_change_voids_every_waiting_request(
+        four_eyes: Flask, client: FlaskClient, people: dict[str, Headers],
+        admin_headers: Headers) -> None:
+    load_gsp(client, people["alice"], {"_A": "Eastern"}, mode="replace")
+    request_id = client.post(f"{ADMIN}/publications", headers=people["bob"],
+                             json={}).get_json()["request"]
+    r = client.post(f"{ADMIN}/catalogue/entities/gsp_group/fields", headers=admin_headers,
+                    json={"id": "gsp_group_region", "name": "GSP Group Region",
+                          "type": "string", "max_length": 20})
+    assert r.status_code == 201, r.get_json()
+    shown = client.get(f"{ADMIN}/publication-requests/{request_id}",
+                       headers=people["bob"]).get_json()
+    assert (shown["state"], shown["reason"]) == (
+        "void", "field gsp_group.gsp_group_region was added to the catalogue")

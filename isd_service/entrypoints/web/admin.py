@@ -13,6 +13,7 @@ service-layer functions as the admin API and the CLI.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import wraps
@@ -432,8 +433,6 @@ def catalogue_page() -> str:
 
 
 def _definition() -> dict[str, Any]:
-    import json
-
     text = request.form.get("definition", "")
     try:
         value = json.loads(text)
