@@ -92,7 +92,9 @@ def test_a_token_is_exchanged_for_a_session_cookie_that_is_strict(app: Flask) ->
     cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
     assert "Expires=" in cookie  # a fixed lifetime
-    assert client.get("/admin/").status_code == 200
+    page = client.get("/admin/")
+    assert page.status_code == 200
+    assert page.headers["Cache-Control"] == "no-store"
     # The cookie holds the session's secret, never the token.
     with app.app_context():
         [row] = session().query(AdminSession).all()

@@ -106,6 +106,13 @@ def _check_csrf() -> None:
         csrf.protect()
 
 
+@bp.after_request
+def _never_cached(response: Response) -> Response:
+    """Admin pages show the draft, tokens and secrets: no cache may keep them."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def signed_in() -> Caller:
     """The caller of this browser's session (Unauthorized: sign in)."""
     return admin_sessions.resume(uow(), session.get(SESSION_KEY))
