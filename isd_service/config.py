@@ -55,6 +55,12 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULE_GRACE_SECONDS": 3600,
     "EMPTY_RELEASE": "skip",
     "SCHEDULER_SYNC_SECONDS": 15,
+    # The admin pages: the key that signs their cookie and forms (None: one kept in the
+    # instance folder), and how long a sign-in lasts (a fixed lifetime, never extended).
+    "SECRET_KEY": None,
+    "ADMIN_SESSION_MINUTES": 480,
+    # Four eyes: how many other publishers must approve a publication (0: publish at once).
+    "PUBLICATION_APPROVALS": 0,
     # Webhooks: "thread" sends from the publishing process; "queue" only by
     # `isd webhooks deliver`.
     "WEBHOOK_DELIVERY": "thread",
@@ -81,6 +87,9 @@ _FROM_TEXT: dict[str, Any] = {
     "SCHEDULE_GRACE_SECONDS": int,
     "EMPTY_RELEASE": str,
     "SCHEDULER_SYNC_SECONDS": int,
+    "PUBLICATION_APPROVALS": int,
+    "SECRET_KEY": str,
+    "ADMIN_SESSION_MINUTES": int,
 }
 
 
@@ -116,6 +125,11 @@ def check(config: dict[str, Any]) -> None:
     config["OWNERSHIP"] = check_ownership(config.get("OWNERSHIP") or {})
     if config["EMPTY_RELEASE"] not in EMPTY_POLICIES:
         raise SettingError(f"ISD_EMPTY_RELEASE must be one of {', '.join(EMPTY_POLICIES)}")
+    if not 1 <= int(config["ADMIN_SESSION_MINUTES"]) <= 24 * 60:
+        raise SettingError("ISD_ADMIN_SESSION_MINUTES must be 1 to 1440 minutes")
+    if not 0 <= int(config["PUBLICATION_APPROVALS"]) <= 10:
+        raise SettingError("ISD_PUBLICATION_APPROVALS must be a number of approvals from 0 "
+                           "(publish at once) to 10")
     for name in ("SCHEDULE_GRACE_SECONDS", "SCHEDULER_SYNC_SECONDS"):
         if int(config[name]) < (0 if name == "SCHEDULE_GRACE_SECONDS" else 1):
             raise SettingError(f"ISD_{name} must be a positive number of seconds")

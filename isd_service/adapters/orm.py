@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from isd_service.domain.approval import RequestState
 from isd_service.domain.lifecycle import ReleaseState, RunOutcome, transition
 
 # Named constraints, so that Alembic can alter and drop them on both databases.
@@ -68,9 +69,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _enum(states: type[StrEnum]) -> Enum:
-    """A domain enumeration stored as its values' text (VARCHAR(16), no database type)."""
-    return Enum(states, native_enum=False, length=16, validate_strings=True,
+def _enum(states: type[StrEnum], length: int = 16) -> Enum:
+    """A domain enumeration stored as its values' text (VARCHAR, no database type)."""
+    return Enum(states, native_enum=False, length=length, validate_strings=True,
                 values_callable=lambda members: [m.value for m in members])
 
 
@@ -222,6 +223,8 @@ class ApiToken(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # Who holds the token (a person or team), for four-eyes publication; null: unnamed.
+    name: Mapped[str | None] = mapped_column(String(100))
     organisation: Mapped[str] = mapped_column(String(20))
     roles: Mapped[list[str]] = mapped_column(JSON)
     description: Mapped[str | None] = mapped_column(String(200))
@@ -254,7 +257,7 @@ class Release(Base):
     change_deadline: Mapped[datetime] = mapped_column(UTCDateTime())
     publish_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     go_live_date: Mapped[date] = mapped_column(Date)
-    state: Mapped[ReleaseState] = mapped_column(_enum(ReleaseState), index=True)
+    state: Mapped[ReleaseState] = mapped_column(_enum(ReleaseState, 20), index=True)
     # skip or publish; null: the service's default (ISD_EMPTY_RELEASE)
     empty_draft: Mapped[str | None] = mapped_column(String(8))
     frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -290,7 +293,7 @@ class ReleaseRun(Base):
     scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    outcome: Mapped[RunOutcome] = mapped_column(_enum(RunOutcome))
+    outcome: Mapped[RunOutcome] = mapped_column(_enum(RunOutcome, 20))
     detail: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int | None] = mapped_column(Integer)
     runner: Mapped[str] = mapped_column(String(100))
@@ -343,3 +346,59 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500))
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class AdminSession(Base):
+    """A signed-in browser of the admin pages: the token it signed in with, for a fixed
+    lifetime. The cookie holds only a random secret, stored here as its SHA-256."""
+
+    __tablename__ = "admin_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_token.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last refused load's problems, so that its error table can be re-sorted.
+    refusal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class PublicationRequest(Base):
+    """A request to publish a set (the open draft, or a release's frozen set) that waits for
+    other publishers' approval (four eyes)."""
+
+    __tablename__ = "publication_request"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[RequestState] = mapped_column(_enum(RequestState, 20), index=True)
+    # null: the open draft; a release's id: that release's frozen set.
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("release.id"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    requested_by: Mapped[str] = mapped_column(String(200))
+    holder: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str | None] = mapped_column(String(20))
+    version: Mapped[int | None] = mapped_column(Integer)
+    go_live_date: Mapped[date | None] = mapped_column(Date)
+    force: Mapped[bool] = mapped_column(Boolean)
+    approvals_needed: Mapped[int] = mapped_column(Integer)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    decisions: Mapped[list[PublicationDecision]] = relationship(
+        order_by="PublicationDecision.id", lazy="selectin")
+
+
+class PublicationDecision(Base):
+    """One publisher's approval or rejection of a publication request."""
+
+    __tablename__ = "publication_decision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("publication_request.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(8))  # approve or reject
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    holder: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str | None] = mapped_column(String(20))
+    comment: Mapped[str | None] = mapped_column(String(500))

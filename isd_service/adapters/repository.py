@@ -365,6 +365,16 @@ def assign_loads(session: Session, number: int, release_id: int | None) -> None:
     session.execute(loads.values(version=number))
 
 
+def pending_load_actors(session: Session, release_id: int | None) -> set[str]:
+    """Who made the loads that publishing the set (the open draft, or release
+    ``release_id``'s frozen set) would carry: the loads assign_loads() would mark."""
+    stmt = select(Load.actor).where(Load.version.is_(None)).distinct()
+    if release_id is not None:
+        stmt = stmt.where(Load.id.not_in(select(ReleaseLoad.load_id).where(
+            ReleaseLoad.release_id != release_id)))
+    return set(session.scalars(stmt))
+
+
 def load_ids_of(session: Session, version: int) -> list[int]:
     return list(session.scalars(select(Load.id).where(Load.version == version)
                                 .order_by(Load.id)))

@@ -37,10 +37,17 @@ class Caller:
     token_id: int | None
     organisation: str | None
     roles: frozenset[str]
+    # The token holder's name (four eyes); None: an unnamed token stands for itself.
+    name: str | None = None
 
     @property
     def actor(self) -> str:
         return f"token:{self.token_id}" if self.token_id else "cli"
+
+    @property
+    def holder(self) -> str:
+        """Who this is for four-eyes publication: the holder's name, or the token."""
+        return self.name or self.actor
 
     def require(self, *roles: str) -> None:
         """Refuse unless the caller holds one of ``roles`` (admin holds every role)."""

@@ -1,7 +1,9 @@
 """Deltas: the net changes between two versions, so that snapshot(M) + delta(M, N) == snapshot(N).
 
 A change carries the whole record as it stands in N (never a partial one: a field left empty in
-an incremental file is how MDD's D0270 once disagreed with its D0269).
+an incremental file is how MDD's D0270 once disagreed with its D0269). An update also names the
+fields whose values differ (``changed``, sorted) and, on request, the record as it stood in M
+(``previous``): computed here once, for the delta files, the release preview and the pages.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def header(old: PublishedVersion | None, new: PublishedVersion,
 
 
 def iter_changes(old: PublishedVersion | None, new: PublishedVersion, changed_rows: ChangedRows,
-                 entity_id: str | None = None) -> Iterator[dict[str, Any]]:
+                 entity_id: str | None = None, *, previous: bool = False
+                 ) -> Iterator[dict[str, Any]]:
     """Yield every net change from ``old`` (None: the empty base) to ``new``, entity by entity."""
     after = Catalogue.from_list(new.catalogue)
     before = Catalogue.from_list(old.catalogue) if old else Catalogue([])
@@ -85,27 +88,43 @@ def iter_changes(old: PublishedVersion | None, new: PublishedVersion, changed_ro
         assert entity is not None
         for change in net_changes(eid, changed_rows(eid, first, new.number), first,
                                   new.number):
-            yield change_dict(entity, change)
+            yield change_dict(entity, change, previous=previous)
 
 
-def change_dict(entity: EntityDef, change: KeyChange) -> dict[str, Any]:
-    """One change as a delta carries it: the key, and the whole record as it stands after."""
+def changed_fields(entity: EntityDef, before: dict[str, Any], after: dict[str, Any]
+                   ) -> list[str]:
+    """The ids of the entity's fields whose values differ between two records, sorted."""
+    return sorted(fid for fid in entity.field_ids if before.get(fid) != after.get(fid))
+
+
+def change_dict(entity: EntityDef, change: KeyChange, *, previous: bool = False
+                ) -> dict[str, Any]:
+    """One change as a delta carries it: the key, and the whole record as it stands after;
+    an update also its changed fields (and with ``previous`` the record before)."""
     if change.after is not None:
         record = project(entity, decode(change.after))
-        return {"entity": entity.id, "op": change.op, "key": key_dict(entity, record),
-                "record": record}
+        out = {"entity": entity.id, "op": change.op, "key": key_dict(entity, record),
+               "record": record}
+        if change.before is not None:
+            before = project(entity, decode(change.before))
+            out["changed"] = changed_fields(entity, before, record)
+            if previous:
+                out["previous"] = before
+        return out
     gone = decode(change.before) if change.before is not None else {}
     return {"entity": entity.id, "op": "delete", "key": key_dict(entity, gone),
             "record": None}
 
 
 def staged_changes(entity: EntityDef, staged: Iterable[tuple[str, str, str | None]],
-                   live: dict[str, str]) -> Iterator[dict[str, Any]]:
+                   live: dict[str, str], *, previous: bool = False
+                   ) -> Iterator[dict[str, Any]]:
     """A set of staged changes (key, op, data; in key order) as delta changes against the
     latest version's rows ``live``: what a release will change (its preview)."""
     for key, op, data in staged:
         after = None if op == "delete" else data
-        yield change_dict(entity, KeyChange(entity.id, key, live.get(key), after))
+        yield change_dict(entity, KeyChange(entity.id, key, live.get(key), after),
+                          previous=previous)
 
 
 def as_json(head: dict[str, Any], changes: Iterable[dict[str, Any]]) -> Iterator[str]:

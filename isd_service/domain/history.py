@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from isd_service.domain.catalogue import EntityDef
+from isd_service.domain.delta import changed_fields
 from isd_service.domain.records import decode, project
 
 
@@ -19,6 +20,8 @@ class Period:
     valid_to: int | None
     record: dict[str, Any] | None  # None: deleted in these versions
     changed: set[str] = field(default_factory=set)  # fields whose value this period brought
+    # The record as it stood just before (None: new, or back after a deletion).
+    previous: dict[str, Any] | None = None
 
 
 def record_history(entity: EntityDef,
@@ -32,9 +35,9 @@ def record_history(entity: EntityDef,
             periods.append(Period(periods[-1].valid_to, valid_from, None))
             previous = None
         record = project(entity, decode(data))
-        changed = {f for f in entity.field_ids
-                   if previous is None or previous.get(f) != record.get(f)}
-        periods.append(Period(valid_from, valid_to, record, changed))
+        changed = (set(entity.field_ids) if previous is None
+                   else set(changed_fields(entity, previous, record)))
+        periods.append(Period(valid_from, valid_to, record, changed, previous))
         previous = record
     if periods and periods[-1].valid_to is not None:
         periods.append(Period(periods[-1].valid_to, None, None))

@@ -5,6 +5,11 @@
        +--> cancelled                +--> cancelled (its frozen set goes back to the draft)
     planned/frozen --(too late, past the grace period)--> missed
     planned/frozen --(the run raised)--> failed
+    planned/frozen --(publish time, four eyes)--> awaiting-approval --(approved)--> published
+
+With ISD_PUBLICATION_APPROVALS above 0 the publish step does not publish: the release awaits
+approval (a publication request) and publishes at the last approval; rescheduled, it goes
+back to frozen, cancelled, its frozen set goes back to the draft.
 
 A missed or failed release keeps its frozen set (if it froze); an admin reschedules it (back to
 planned, or to frozen when it froze), publishes it by hand or cancels it. Published, skipped
@@ -30,6 +35,7 @@ class ReleaseState(StrEnum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     MISSED = "missed"
+    AWAITING_APPROVAL = "awaiting-approval"
 
 
 _S = ReleaseState
@@ -40,10 +46,12 @@ TRANSITIONS: Mapping[ReleaseState, frozenset[ReleaseState]] = MappingProxyType({
     # A reschedule keeps a release planned; the publish step freezes and then publishes (or
     # skips) in one transaction, so planned may go straight to published or skipped.
     _S.PLANNED: frozenset({_S.PLANNED, _S.FROZEN, _S.PUBLISHED, _S.SKIPPED, _S.CANCELLED,
-                           _S.MISSED, _S.FAILED}),
+                           _S.MISSED, _S.FAILED, _S.AWAITING_APPROVAL}),
     # A reschedule keeps a frozen release frozen: its change deadline has passed for good.
     _S.FROZEN: frozenset({_S.FROZEN, _S.PUBLISHED, _S.SKIPPED, _S.CANCELLED, _S.MISSED,
-                          _S.FAILED}),
+                          _S.FAILED, _S.AWAITING_APPROVAL}),
+    # Approved, it publishes; rescheduled, it is frozen again (and the request void).
+    _S.AWAITING_APPROVAL: frozenset({_S.PUBLISHED, _S.FROZEN, _S.CANCELLED}),
     _S.FAILED: _STOPPED,
     _S.MISSED: _STOPPED,
     _S.PUBLISHED: frozenset(),
@@ -52,12 +60,13 @@ TRANSITIONS: Mapping[ReleaseState, frozenset[ReleaseState]] = MappingProxyType({
 })
 
 # An admin may still change (reschedule) or cancel a release in these states.
-CHANGEABLE: tuple[ReleaseState, ...] = (_S.PLANNED, _S.FROZEN, _S.FAILED, _S.MISSED)
+CHANGEABLE: tuple[ReleaseState, ...] = (_S.PLANNED, _S.FROZEN, _S.FAILED, _S.MISSED,
+                                         _S.AWAITING_APPROVAL)
 # The scheduler has steps to take for a release in these states (freeze, publish).
 SCHEDULED: tuple[ReleaseState, ...] = (_S.PLANNED, _S.FROZEN)
 # A release in these states holds its frozen set, but only if it did freeze (``frozen_at`` is
 # set): a release that failed or was missed before its change deadline holds nothing.
-HOLDING: tuple[ReleaseState, ...] = (_S.FROZEN, _S.FAILED, _S.MISSED)
+HOLDING: tuple[ReleaseState, ...] = (_S.FROZEN, _S.FAILED, _S.MISSED, _S.AWAITING_APPROVAL)
 # States a release never leaves.
 FINAL: tuple[ReleaseState, ...] = tuple(s for s in ReleaseState if not TRANSITIONS[s])
 
@@ -85,6 +94,7 @@ class RunOutcome(StrEnum):
     MISSED = "missed"
     FAILED = "failed"
     NOTHING_TO_DO = "nothing-to-do"
+    AWAITING_APPROVAL = "awaiting-approval"
 
 
 def transition(current: ReleaseState | str, target: ReleaseState, *,

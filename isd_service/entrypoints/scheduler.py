@@ -68,7 +68,8 @@ class Scheduler:
         config = self.app.config
         return Steps(grace=timedelta(seconds=int(config["SCHEDULE_GRACE_SECONDS"])),
                      empty_default=config["EMPTY_RELEASE"], actor="scheduler",
-                     organisation=config["ADMIN_ORG"], runner=self.runner)
+                     organisation=config["ADMIN_ORG"], runner=self.runner,
+                     approvals=int(config["PUBLICATION_APPROVALS"]))
 
     def _run(self, release_id: int, action: str, due: datetime) -> Outcome:
         with new_uow(self.app) as unit:

@@ -23,7 +23,7 @@ from isd_service.domain.moments import iso_utc, iso_utc_or_none
 from isd_service.domain.recurrence import LONDON, Rule, occurrences
 from isd_service.domain.schedule import check_order, holds_frozen_set
 from isd_service.domain.staging import is_net, merge_back
-from isd_service.service_layer import audit
+from isd_service.service_layer import approvals, audit
 from isd_service.service_layer.unit_of_work import UnitOfWork
 
 
@@ -123,6 +123,8 @@ def update_release(uow: UnitOfWork, release_id: int, changes: dict[str, Any], *,
         release.last_error = None
         audit.release_changed(session, release, action="release.change", actor=actor,
                               organisation=organisation)
+        approvals.void_requests(session, release.id, reason=f"release {release.id} changed",
+                                actor=actor, organisation=organisation)
     return release
 
 
@@ -138,6 +140,9 @@ def cancel_release(uow: UnitOfWork, release_id: int, *, actor: str = "cli",
         release.move_to(ReleaseState.CANCELLED, at=now)
         audit.release_changed(session, release, action="release.cancel", actor=actor,
                               organisation=organisation)
+        approvals.void_requests(session, release.id,
+                                reason=f"release {release.id} was cancelled", actor=actor,
+                                organisation=organisation)
     return release
 
 
@@ -183,8 +188,8 @@ def release_dict(release: Release) -> dict[str, Any]:
     }
 
 
-def preview(session: Session, release: Release) -> tuple[dict[str, Any],
-                                                          Iterator[dict[str, Any]]]:
+def preview(session: Session, release: Release, *, previous: bool = False
+            ) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """A frozen release's changes in the shape of a delta from the latest version."""
     if not holds_frozen_set(release):
         raise ReleaseRefused(f"release {release.id} is {release.state}: only a frozen "
@@ -201,6 +206,7 @@ def preview(session: Session, release: Release) -> tuple[dict[str, Any],
         for eid, entity in catalogue.entities.items():
             rows = repository.staged_in_key_order(session, eid, release.id)
             if rows:
-                yield from staged_changes(entity, rows, repository.live_rows(session, eid))
+                yield from staged_changes(entity, rows, repository.live_rows(session, eid),
+                                          previous=previous)
 
     return head, changes()

@@ -7,6 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from isd_service.adapters import repository
 from isd_service.domain.catalogue import (
     Catalogue,
@@ -20,7 +22,7 @@ from isd_service.domain.catalogue import (
     field_from_dict,
 )
 from isd_service.domain.errors import NotFound
-from isd_service.service_layer import audit
+from isd_service.service_layer import approvals, audit
 from isd_service.service_layer.unit_of_work import UnitOfWork
 
 
@@ -35,6 +37,7 @@ def add_entity(uow: UnitOfWork, definition: dict[str, Any], *, actor: str,
         repository.add_entity(session, entity)
         audit.record(session, action="catalogue.add_entity", actor=actor,
                      organisation=organisation, subject=entity.id, details=entity.to_dict())
+        _void(session, f"entity {entity.id} was added to the catalogue", actor, organisation)
     return entity
 
 
@@ -53,6 +56,8 @@ def add_field(uow: UnitOfWork, entity_id: str, definition: dict[str, Any], *, ac
         audit.record(session, action="catalogue.add_field", actor=actor,
                      organisation=organisation, subject=f"{entity_id}.{new.id}",
                      details={"entity": entity_id, "field": new.to_dict()})
+        _void(session, f"field {entity_id}.{new.id} was added to the catalogue", actor,
+              organisation)
     return new
 
 
@@ -70,6 +75,7 @@ def change_field(uow: UnitOfWork, entity_id: str, field_id: str, changes: dict[s
         audit.record(session, action="catalogue.change_field", actor=actor,
                      organisation=organisation, subject=f"{entity_id}.{field_id}",
                      details={"entity": entity_id, "field": changed.to_dict()})
+        _void(session, f"field {entity_id}.{field_id} was changed", actor, organisation)
     return changed
 
 
@@ -128,3 +134,10 @@ def add_missing(uow: UnitOfWork, definitions: list[dict[str, Any]], *, actor: st
 def read_catalogue_file(path: Path) -> list[dict[str, Any]]:
     doc = json.loads(path.read_text(encoding="utf-8"))
     return doc["entities"] if isinstance(doc, dict) else doc
+
+
+def _void(session: Session, reason: str, actor: str, organisation: str | None) -> None:
+    """A catalogue change goes out with whichever set publishes next: approvals were for
+    publications without it."""
+    approvals.void_requests(session, approvals.ANY_SET, reason=reason, actor=actor,
+                            organisation=organisation)

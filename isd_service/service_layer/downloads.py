@@ -131,6 +131,11 @@ def _report(exc: FolderUnusable) -> None:
         log.warning("download %s cannot be written (%s: %s): sending it from the database "
                     "instead", exc.path, exc.cause, exc.reason)
 
+# The shape of a delta's changes, part of its built file's path: "changed-fields" (every
+# update names its changed fields). Files of an earlier shape (directly under deltas/) are
+# never served again; deleting them only frees disk.
+DELTA_SHAPE = "changed-fields"
+
 
 class Downloads:
     """The download files of published versions, under one folder."""
@@ -195,21 +200,25 @@ class Downloads:
         return _Spec(self.folder(version) / name, lambda: [data], True, name)
 
     def _delta(self, old: Version | None, new: Version, entity_id: str | None,
-               fmt: str) -> _Spec:
+               fmt: str, previous: bool) -> _Spec:
+        # Named after both versions' folders and the shape of its changes, so that files
+        # built in an older shape are never served.
         base = f"{old.number}-{folder_key(manifest(old))}" if old else "0"
         part = f".{safe_part(entity_id)}" if entity_id else ""
+        detail = ".previous" if previous else ""
 
         def chunks() -> Iterator[str]:
             changes = delta.iter_changes(
                 old, new, lambda eid, m, n: repository.rows_between(self.session, eid, m, n),
-                entity_id)
+                entity_id, previous=previous)
             head = delta.header(old, new, entity_id)
             return (delta.as_ndjson if fmt == "ndjson" else delta.as_json)(head, changes)
 
         name = (f"isd_delta_{old.number if old else 0}_{new.number}"
                 f"{'_' + entity_id if entity_id else ''}.{fmt}")
-        return _Spec(self.folder(new) / "deltas" / f"from-{base}{part}.{fmt}", _text(chunks),
-                     True, name)
+        path = self.folder(new) / "deltas" / DELTA_SHAPE / f"from-{base}{part}{detail}.{fmt}"
+        return _Spec(path,
+                     _text(chunks), True, name)
 
     def snapshot(self, version: Version, fmt: str,
                  entity_id: str | None) -> tuple[Built | Streamed, str]:
@@ -235,9 +244,10 @@ class Downloads:
         return self._serve(spec), spec.name
 
     def delta(self, old: Version | None, new: Version, entity_id: str | None,
-              fmt: str) -> tuple[Built | Streamed, str]:
-        """delta(old, new) (built once; named after both versions' folders)."""
-        spec = self._delta(old, new, entity_id, fmt)
+              fmt: str, *, previous: bool = False) -> tuple[Built | Streamed, str]:
+        """delta(old, new) (built once); ``previous``: each update with the record as it
+        was."""
+        spec = self._delta(old, new, entity_id, fmt, previous)
         return self._serve(spec), spec.name
 
     def _listed(self, version: Version) -> list[tuple[dict[str, Any], _Spec]]:

@@ -17,10 +17,11 @@ from isd_service.adapters import repository
 from isd_service.adapters.orm import Load, ReleaseLoad
 from isd_service.domain import ownership
 from isd_service.domain.catalogue import Catalogue
+from isd_service.domain.delta import staged_changes
 from isd_service.domain.formats import InputFile, parse_files, safe_name
 from isd_service.domain.staging import MODES, TARGETS, Counts, StagedEntity, is_net, stage
 from isd_service.domain.validation import LoadRejected, Problem, Validated, validate_rows
-from isd_service.service_layer import audit
+from isd_service.service_layer import approvals, audit
 from isd_service.service_layer.unit_of_work import UnitOfWork
 
 Progress = Callable[[str, int, int], None]
@@ -126,6 +127,11 @@ def load_in(
         session.add(ReleaseLoad(load_id=record.id, release_id=release.id))
     report("write", len(staged_entities), len(staged_entities))
     audit.load_accepted(session, record)
+    if any(s.changed for s in staged_entities):
+        # Approvals were for the set as it stood: this load changed it.
+        approvals.void_requests(session, frozen_for,
+                                reason=f"load {record.id} changed the set after the request",
+                                actor=actor, organisation=organisation)
     return record
 
 
@@ -184,4 +190,29 @@ def discard(uow: UnitOfWork, *, actor: str, organisation: str | None) -> int:
         n = repository.discard_staged(session)
         audit.record(session, action="draft.discard", actor=actor, organisation=organisation,
                      subject="draft", details={"discarded": n})
+        approvals.void_requests(session, None, reason="the draft was discarded", actor=actor,
+                                organisation=organisation)
     return n
+
+
+def draft_changes(session: Session, *, entity_id: str | None = None, limit: int = 500
+                  ) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
+    """The open draft as delta changes against what the next release leaves (the latest
+    version with any frozen set), field by field with the previous records: counts per
+    entity (insert, update, delete) and the first ``limit`` changes."""
+    catalogue = repository.working_catalogue(session)
+    counts: dict[str, dict[str, int]] = {}
+    changes: list[dict[str, Any]] = []
+    for eid, entity in catalogue.entities.items():
+        if entity_id is not None and eid != entity_id:
+            continue
+        rows = repository.staged_in_key_order(session, eid, None)
+        if not rows:
+            continue
+        per = counts.setdefault(eid, {"insert": 0, "update": 0, "delete": 0})
+        for change in staged_changes(entity, rows, repository.base_rows(session, eid),
+                                     previous=True):
+            per[change["op"]] += 1
+            if len(changes) < limit:
+                changes.append(change)
+    return counts, changes

@@ -48,6 +48,20 @@ def publish(
                           release=repository.frozen_release(session))
 
 
+def check_publishable(session: Session, *, release: Release | None, version: int | None,
+                      force: bool) -> None:
+    """Refuse as publish_in() would, without publishing: an empty set (unless ``force``) or
+    a version number not above the latest."""
+    latest = repository.latest_version(session)
+    if release is not None and version is None:
+        version = release.version
+    _next_number(latest, version)
+    if not force and is_empty(session, latest, repository.working_catalogue(session), release):
+        what = f"release {release.id}'s frozen set" if release else "the draft"
+        raise PublishRefused(f"{what} is empty: nothing to publish (use force to "
+                             "publish an unchanged version)")
+
+
 def is_empty(session: Session, latest: Version | None, catalogue: Catalogue,
              release: Release | None = None) -> bool:
     """True when publishing would change nothing (the draft, or the release's frozen set)."""

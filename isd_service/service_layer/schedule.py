@@ -22,6 +22,7 @@ from isd_service.adapters.orm import Release, ReleaseRun
 from isd_service.domain.lifecycle import SCHEDULED, ReleaseState, RunOutcome
 from isd_service.domain.moments import iso_utc
 from isd_service.domain.schedule import FREEZE, PUBLISH, Outcome, Step, due_steps, too_late
+from isd_service.service_layer import approvals
 from isd_service.service_layer.publishing import PublishRefused, is_empty, publish_in
 from isd_service.service_layer.unit_of_work import UnitOfWork
 
@@ -38,6 +39,8 @@ class Steps:
     actor: str
     organisation: str | None
     runner: str
+    # Four eyes: approvals a publication needs (0: the publish step publishes).
+    approvals: int = 0
 
 
 def _not_due(release: Release | None, release_id: int, states: tuple[str, ...], action: str,
@@ -58,13 +61,17 @@ def _not_due(release: Release | None, release_id: int, states: tuple[str, ...], 
     return None
 
 
-def _freeze_in(session: Session, release: Release, now: datetime) -> int:
+def _freeze_in(session: Session, release: Release, now: datetime, actor: str = "scheduler",
+               organisation: str | None = None) -> int:
     """Make the open draft the release's frozen set; return how many changes."""
     holder = repository.frozen_release(session)
     if holder is not None and holder.id != release.id:
         raise PublishRefused(f"release {holder.id} still holds a frozen set: release "
                              f"{release.id} cannot freeze before it publishes")
     moved = repository.freeze_open_draft(session, release.id)
+    # The open draft a request was made for has become this release's frozen set.
+    approvals.void_requests(session, None, reason=f"release {release.id} froze the draft",
+                            actor=actor, organisation=organisation)
     release.move_to(ReleaseState.FROZEN, at=now)
     release.frozen_at = now
     return moved
@@ -83,9 +90,11 @@ def freeze(uow: UnitOfWork, release_id: int, *, now: datetime, grace: timedelta)
 
 
 def publish_due(uow: UnitOfWork, release_id: int, *, now: datetime, grace: timedelta,
-                empty_default: str, actor: str, organisation: str | None) -> Outcome:
+                empty_default: str, actor: str, organisation: str | None,
+                approvals_needed: int = 0) -> Outcome:
     """The publish-time step: publish the release's frozen set (freezing first if the freeze
-    did not run), or skip an empty one by policy."""
+    did not run), or skip an empty one by policy; with four eyes, the release awaits
+    approval instead (its publication request's last approval publishes it)."""
     with uow.transaction() as session:
         release = repository.get_release(session, release_id, fresh=True)
         refused = _not_due(release, release_id, SCHEDULED, PUBLISH, now, grace)
@@ -93,13 +102,20 @@ def publish_due(uow: UnitOfWork, release_id: int, *, now: datetime, grace: timed
             return refused
         assert release is not None
         if release.state == ReleaseState.PLANNED:
-            _freeze_in(session, release, now)
+            _freeze_in(session, release, now, actor, organisation)
         policy = release.empty_draft or empty_default
         if policy == "skip" and is_empty(session, repository.latest_version(session),
                                          repository.working_catalogue(session), release):
             release.move_to(ReleaseState.SKIPPED, at=now)
             return Outcome(RunOutcome.SKIPPED,
                            "nothing changed: skipped by the empty-draft policy")
+        if approvals_needed > 0:
+            request = approvals.request_for_release(session, release,
+                                                    approvals=approvals_needed, actor=actor,
+                                                    organisation=organisation)
+            return Outcome(RunOutcome.AWAITING_APPROVAL,
+                           f"awaits {approvals_needed} approval(s): publication request "
+                           f"{request.id}")
         version = publish_in(uow, session, actor=actor, organisation=organisation,
                              version=None, go_live_date=None, force=True, release=release)
         return Outcome(RunOutcome.PUBLISHED, f"published version {version.number}",
@@ -141,7 +157,8 @@ def _run_one(uow: UnitOfWork, step: Step, steps: Steps, clock: Callable[[], date
         else:
             outcome = publish_due(uow, step.release_id, now=started, grace=steps.grace,
                                   empty_default=steps.empty_default, actor=steps.actor,
-                                  organisation=steps.organisation)
+                                  organisation=steps.organisation,
+                                  approvals_needed=steps.approvals)
     except Exception as exc:  # recorded and shown: the scheduler itself goes on
         failed = True
         outcome = Outcome(RunOutcome.FAILED, f"{type(exc).__name__}: {exc}")
@@ -184,6 +201,16 @@ def next_runs(session: Session) -> list[dict[str, Any]]:
     """The steps the scheduler will take, soonest first."""
     return [{"release": s.release_id, "action": s.action, "run_at": iso_utc(s.due)}
             for s in wanted_steps(session)]
+
+
+def awaiting_approval(session: Session) -> list[dict[str, Any]]:
+    """Releases past their publish time that wait for approval, with their request."""
+    out = []
+    for r in repository.releases(session, (ReleaseState.AWAITING_APPROVAL,)):
+        request = approvals.awaiting_for(session, r.id)
+        out.append({"release": r.id, "state": str(r.state), "publish_at": iso_utc(r.publish_at),
+                    "request": request.id if request else None})
+    return out
 
 
 def past_runs(session: Session, limit: int = 100) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from isd_service.service_layer import audit
 from isd_service.service_layer.unit_of_work import UnitOfWork
 
 TOKEN_PREFIX = "isd_"
+NAME_MAX = 100
 
 
 def _digest(token: str) -> str:
@@ -27,11 +28,12 @@ def _digest(token: str) -> str:
 def issue_token(
     uow: UnitOfWork, *, organisation: str, roles: list[str],
     expires_at: datetime | None = None, description: str | None = None,
-    actor: str = "cli", actor_organisation: str | None = None,
+    name: str | None = None, actor: str = "cli", actor_organisation: str | None = None,
 ) -> tuple[str, ApiToken]:
     """Create a token; return its text (never stored) and its row.
 
-    ``actor`` (and its organisation) is who asked, recorded in the audit log.
+    ``name`` is who holds it (a person or team; four-eyes publication tells holders apart
+    by it). ``actor`` (and its organisation) is who asked, recorded in the audit log.
     """
     if not ORG_PATTERN.match(organisation):
         raise Invalid("an organisation is a 4-character market participant id (A-Z, 0-9)",
@@ -41,9 +43,17 @@ def issue_token(
         raise Invalid(f"roles must be some of {', '.join(ROLES)}", field="roles")
     if description is not None and len(description) > 200:
         raise Invalid("a description is at most 200 characters", field="description")
+    if name is not None:
+        name = name.strip()
+        if not 1 <= len(name) <= NAME_MAX or not name.isprintable():
+            raise Invalid(f"a holder's name is 1 to {NAME_MAX} printable characters",
+                          field="name")
+        if name.startswith("token:") or name in ("cli", "scheduler"):
+            raise Invalid(f"{name!r} names no person: choose the holder's own name",
+                          field="name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with uow.transaction(lock=False) as session:
-        row = ApiToken(token_sha256=_digest(token), organisation=organisation,
+        row = ApiToken(token_sha256=_digest(token), organisation=organisation, name=name,
                        roles=sorted(set(roles)), description=description,
                        created_at=datetime.now(UTC), expires_at=expires_at)
         session.add(row)
@@ -80,7 +90,8 @@ def list_tokens(session: Session) -> list[ApiToken]:
 
 def token_summary(row: ApiToken) -> dict[str, Any]:
     """What may be shown of a token: never its text nor its hash."""
-    return {"id": row.id, "organisation": row.organisation, "roles": list(row.roles),
+    return {"id": row.id, "name": row.name, "organisation": row.organisation,
+            "roles": list(row.roles),
             "description": row.description, "created_at": iso_utc(row.created_at),
             "expires_at": iso_utc_or_none(row.expires_at),
             "revoked_at": iso_utc_or_none(row.revoked_at)}
@@ -109,8 +120,34 @@ def authenticate(uow: UnitOfWork, header: str | None) -> Caller:
     uow.end_read()
     if row is None:
         raise Unauthorized("unknown token")
+    return caller_of(row)
+
+
+def find(uow: UnitOfWork, token: str) -> ApiToken | None:
+    """The row of a token's text, if any."""
+    return uow.session.scalars(select(ApiToken).where(
+        ApiToken.token_sha256 == _digest(token.strip()))).first()
+
+
+def caller_of(row: ApiToken) -> Caller:
+    """The caller a token row stands for, or 401 when it is revoked or expired."""
     if row.revoked_at is not None:
         raise Unauthorized("this token has been revoked")
     if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
         raise Unauthorized("this token has expired")
-    return Caller(token_id=row.id, organisation=row.organisation, roles=frozenset(row.roles))
+    return Caller(token_id=row.id, organisation=row.organisation, roles=frozenset(row.roles),
+                  name=row.name)
+
+
+def holders_of(session: Session, actors: set[str]) -> set[str]:
+    """The holders behind recorded actors: a named token's holder, else the actor itself."""
+    ids = {int(a.removeprefix("token:")) for a in actors
+           if a.startswith("token:") and a.removeprefix("token:").isdigit()}
+    names = dict(session.execute(select(ApiToken.id, ApiToken.name).where(
+        ApiToken.id.in_(ids))).all()) if ids else {}
+    out = set()
+    for a in actors:
+        token_id = a.removeprefix("token:")
+        name = names.get(int(token_id)) if a.startswith("token:") and token_id.isdigit() else None
+        out.add(name or a)
+    return out

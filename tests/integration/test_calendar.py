@@ -188,7 +188,8 @@ def test_the_schedule_lists_the_next_runs(
         {"release": rid, "action": "freeze",
          "run_at": future(5).isoformat().replace("+00:00", "Z")},
         {"release": rid, "action": "publish",
-         "run_at": future(10).isoformat().replace("+00:00", "Z")}], "past_runs": []}
+         "run_at": future(10).isoformat().replace("+00:00", "Z")}],
+        "awaiting_approval": [], "past_runs": []}
     assert client.get(f"{ADMIN}/schedule", headers=loader_headers).status_code == 403
 
 

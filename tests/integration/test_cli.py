@@ -432,5 +432,5 @@ def test_the_command_lists_only_its_own_groups(app: Flask) -> None:
     listed = {line.split()[0] for line in ok(app, "--help").output.split("Commands:")[1]
               .splitlines() if line.strip()}
     assert listed == {"bench", "catalogue", "db", "downloads", "draft", "import-archive",
-                      "load", "mirror", "publish", "release", "scheduler", "seed", "serve", "token",
-                      "webhooks"}
+                      "load", "mirror", "publication", "publish", "release", "scheduler", "seed",
+                      "serve", "token", "webhooks"}

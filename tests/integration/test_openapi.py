@@ -91,7 +91,7 @@ def test_an_answer_documented_by_a_schema_is_sent_as_the_view_built_it(
     client: FlaskClient, admin_headers: dict[str, str]
 ) -> None:
     """A response schema documents, never reshapes: no key dropped, added or reordered."""
-    summary = ["id", "organisation", "roles", "description", "created_at", "expires_at",
+    summary = ["id", "name", "organisation", "roles", "description", "created_at", "expires_at",
                "revoked_at"]
     created = client.post(f"{ADMIN}/tokens", headers=admin_headers,
                           json={"organisation": "ABCD", "roles": ["loader"]})

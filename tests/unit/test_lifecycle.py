@@ -22,11 +22,13 @@ S = ReleaseState
 
 def test_the_states_are_the_stored_strings() -> None:
     assert [s.value for s in ReleaseState] == [
-        "planned", "frozen", "published", "skipped", "cancelled", "failed", "missed"]
+        "planned", "frozen", "published", "skipped", "cancelled", "failed", "missed",
+        "awaiting-approval"]
     assert set(TRANSITIONS) == set(ReleaseState)
     assert S("frozen") is S.FROZEN and S.FROZEN == "frozen"
     assert [o.value for o in RunOutcome] == [
-        "frozen", "published", "skipped", "missed", "failed", "nothing-to-do"]
+        "frozen", "published", "skipped", "missed", "failed", "nothing-to-do",
+        "awaiting-approval"]
 
 
 # Every move today's code makes, with where it makes it.
@@ -44,6 +46,11 @@ MOVES = [
     (S.FROZEN, S.CANCELLED),     # the frozen set goes back to the draft
     (S.FROZEN, S.MISSED),
     (S.FROZEN, S.FAILED),
+    (S.PLANNED, S.AWAITING_APPROVAL),  # the publish step with four eyes
+    (S.FROZEN, S.AWAITING_APPROVAL),
+    (S.AWAITING_APPROVAL, S.PUBLISHED),  # the last approval
+    (S.AWAITING_APPROVAL, S.FROZEN),  # reschedule (its request is void)
+    (S.AWAITING_APPROVAL, S.CANCELLED),
     *[(stopped, target) for stopped in (S.FAILED, S.MISSED)
       for target in (S.PLANNED, S.FROZEN, S.PUBLISHED, S.CANCELLED)],
 ]
@@ -83,9 +90,9 @@ def test_a_stored_string_that_is_no_state_is_broken_data_not_a_conflict() -> Non
 
 
 def test_the_named_groups() -> None:
-    assert CHANGEABLE == (S.PLANNED, S.FROZEN, S.FAILED, S.MISSED)
+    assert CHANGEABLE == (S.PLANNED, S.FROZEN, S.FAILED, S.MISSED, S.AWAITING_APPROVAL)
     assert SCHEDULED == (S.PLANNED, S.FROZEN)
-    assert HOLDING == (S.FROZEN, S.FAILED, S.MISSED)
+    assert HOLDING == (S.FROZEN, S.FAILED, S.MISSED, S.AWAITING_APPROVAL)
     assert FINAL == (S.PUBLISHED, S.SKIPPED, S.CANCELLED)
     # The groups match the stored strings the queries compare with.
     assert "missed" in CHANGEABLE and "published" not in CHANGEABLE

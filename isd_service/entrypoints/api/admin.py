@@ -7,7 +7,8 @@ from typing import Any
 from flask import current_app, request
 
 from isd_service.adapters import repository
-from isd_service.adapters.orm import Load
+from isd_service.adapters.orm import Load, PublicationRequest
+from isd_service.domain.approval import APPROVE, REJECT
 from isd_service.domain.catalogue import Catalogue, catalogue_changes
 from isd_service.domain.formats import InputFile
 from isd_service.domain.manifest import manifest
@@ -15,10 +16,17 @@ from isd_service.domain.moments import iso_utc
 from isd_service.domain.ownership import restricted_organisation
 from isd_service.entrypoints.api.blueprint import Blueprint
 from isd_service.entrypoints.api.guard import caller, protect, requires
-from isd_service.entrypoints.api.schemas import LoadForm, Manifest, PublicationBody, json_body
+from isd_service.entrypoints.api.schemas import (
+    DecisionBody,
+    LoadForm,
+    Manifest,
+    PublicationBody,
+    PublicationRequestOut,
+    json_body,
+)
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session, uow
-from isd_service.service_layer import catalogue, drafts, publishing, relations
+from isd_service.service_layer import approvals, catalogue, drafts, relations
 from isd_service.service_layer.calendar import release_dict
 
 bp = Blueprint("admin", __name__,
@@ -127,12 +135,63 @@ def delete_draft() -> Any:
 @requires("publisher")
 @bp.arguments(PublicationBody, required=False)
 @bp.response(201, Manifest)
+@bp.alt_response(202, schema=PublicationRequestOut,
+                 description="ISD_PUBLICATION_APPROVALS > 0: a publication request that "
+                             "other publishers approve")
 def post_publication(body: dict[str, Any]) -> Any:
-    version = publishing.publish(uow(), actor=caller().actor,
-                                 organisation=caller().organisation,
-                                 version=body.get("version"),
-                                 go_live_date=body.get("go_live_date"), force=body["force"])
-    return manifest(version), 201
+    """Publish the draft; with four eyes, ask for approval instead (202)."""
+    who = caller()
+    out = approvals.request_or_publish(uow(), actor=who.actor, holder=who.holder,
+                                       organisation=who.organisation,
+                                       version=body.get("version"),
+                                       go_live_date=body.get("go_live_date"),
+                                       force=body["force"])
+    if isinstance(out, PublicationRequest):
+        return approvals.summary(out), 202
+    return manifest(out), 201
+
+
+@bp.get("/publication-requests")
+@bp.response(200)
+def list_publication_requests() -> Any:
+    """Publication requests, newest first."""
+    caller().require("publisher")
+    return {"requests": [approvals.summary(r)
+                         for r in approvals.list_requests(session())]}
+
+
+@bp.get("/publication-requests/<int:request_id>")
+@bp.response(200, PublicationRequestOut)
+def get_publication_request(request_id: int) -> Any:
+    caller().require("publisher")
+    return approvals.summary(approvals.get_request(session(), request_id))
+
+
+def _decide(request_id: int, decision: str, body: dict[str, Any]) -> Any:
+    who = caller()
+    row, version = approvals.decide(uow(), request_id, decision=decision, actor=who.actor,
+                                    holder=who.holder, organisation=who.organisation,
+                                    comment=body.get("comment"))
+    return {**approvals.summary(row), "manifest": manifest(version) if version else None}, 201
+
+
+@bp.post("/publication-requests/<int:request_id>/approvals")
+@requires("publisher")
+@bp.arguments(DecisionBody, required=False)
+@bp.response(201, PublicationRequestOut)
+def post_approval(body: dict[str, Any], request_id: int) -> Any:
+    """Approve a request (not your own, nor one carrying your loads); the last approval
+    publishes, and the answer carries the manifest."""
+    return _decide(request_id, APPROVE, body)
+
+
+@bp.post("/publication-requests/<int:request_id>/rejections")
+@requires("publisher")
+@bp.arguments(DecisionBody, required=False)
+@bp.response(201, PublicationRequestOut)
+def post_rejection(body: dict[str, Any], request_id: int) -> Any:
+    """Reject a request (not your own, nor one carrying your loads)."""
+    return _decide(request_id, REJECT, body)
 
 
 @bp.post("/catalogue/entities")

@@ -34,6 +34,8 @@ class TokenBody(Strict):
     days = fields.Integer(strict=True, validate=validate.Range(min=1, max=3650),
                           allow_none=True)
     description = fields.String(validate=validate.Length(max=200), allow_none=True)
+    name = fields.String(validate=validate.Length(min=1, max=100), allow_none=True,
+                         metadata={"description": "who holds the token (four eyes)"})
 
 
 class AuditQuery(Strict):
@@ -54,7 +56,7 @@ def post_token(body: dict[str, Any]) -> Any:
     token, row = issue_token(
         uow(), organisation=body["organisation"], roles=body["roles"],
         expires_at=datetime.now(UTC) + timedelta(days=days) if days else None,
-        description=body.get("description"), actor=caller().actor,
+        description=body.get("description"), name=body.get("name"), actor=caller().actor,
         actor_organisation=caller().organisation)
     return {**token_summary(row), "token": token}, 201
 

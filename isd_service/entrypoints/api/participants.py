@@ -12,7 +12,7 @@ from isd_service.adapters import repository
 from isd_service.adapters.orm import Version
 from isd_service.domain.catalogue import Catalogue
 from isd_service.domain.formats import atom, isd_csv
-from isd_service.domain.lifecycle import SCHEDULED
+from isd_service.domain.lifecycle import SCHEDULED, ReleaseState
 from isd_service.domain.snapshot import records
 from isd_service.entrypoints.api.blueprint import Blueprint
 from isd_service.entrypoints.api.schemas import MAX_VERSION, Strict
@@ -98,11 +98,14 @@ def get_feed() -> Response:
             summary=(f"Version {v.number}: {v.record_count} records, go-live date {go_live}, "
                      f"sha256 {v.sha256}. Manifest: {base}/api/v1/versions/{v.number}"),
             category="publication"))
-    for r in repository.releases(db, SCHEDULED):
+    for r in repository.releases(db, (*SCHEDULED, ReleaseState.AWAITING_APPROVAL)):
         what = f"version {r.version}" if r.version else "the next version"
+        when = (f"awaits approval since {atom.stamp(r.publish_at)}"
+                if r.state == ReleaseState.AWAITING_APPROVAL
+                else f"publishes {atom.stamp(r.publish_at)}")
         entries.append(atom.Entry(
             id=f"urn:isd-service:release:{r.id}",
-            title=f"Planned release {r.id}: {what}, publishes {atom.stamp(r.publish_at)}",
+            title=f"Planned release {r.id}: {what}, {when}",
             updated=r.updated_at, link=f"{base}/releases",
             summary=(f"Planned release of {what} ({r.state}): change deadline "
                      f"{atom.stamp(r.change_deadline)}, publication "

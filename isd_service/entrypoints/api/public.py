@@ -255,7 +255,8 @@ def get_delta(args: dict[str, Any]) -> Response:
                                       for v in (old, new) if v is not None):
         raise ApiError(404, f"entity {entity!r} is in neither version", slug="no-such-entity")
     # Both ends named: the delta never changes. Without `to` it follows the latest version.
-    built, name = downloads().delta(old, new, entity, args["format"])
+    built, name = downloads().delta(old, new, entity, args["format"],
+                                    previous=args.get("detail") == "previous")
     return send(built, mimetype=MIMETYPES[args["format"]], download_name=name, version=new,
                 immutable="to" in args)
 

@@ -18,7 +18,7 @@ from isd_service.domain.staging import MODES
 from isd_service.entrypoints.api.admin import load_files, load_summary, uploaded_files
 from isd_service.entrypoints.api.blueprint import Blueprint
 from isd_service.entrypoints.api.guard import caller, protect, requires
-from isd_service.entrypoints.api.schemas import MAX_VERSION, Manifest
+from isd_service.entrypoints.api.schemas import MAX_VERSION, Manifest, PreviewQuery
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session, uow
 from isd_service.service_layer import calendar
@@ -89,11 +89,13 @@ def show_release(release_id: int) -> Any:
 
 
 @public_bp.get("/releases/<int(signed=True):release_id>/preview")
+@public_bp.arguments(PreviewQuery, location="query")
 @public_bp.response(200, {"type": "object"}, content_type="application/json")
-def preview(release_id: int) -> Response:
+def preview(args: dict[str, Any], release_id: int) -> Response:
     """A frozen release's changes, in the shape of GET /deltas (from = the latest version)."""
     db = session()
-    head, changes = calendar.preview(db, get_release(db, release_id))
+    head, changes = calendar.preview(db, get_release(db, release_id),
+                                     previous=args.get("detail") == "previous")
     return Response("".join(delta.as_json(head, changes)), mimetype="application/json")
 
 
@@ -172,4 +174,5 @@ def schedule() -> Any:
     """The scheduler's next runs and the outcome of past runs (failures with their reason)."""
     caller().require("publisher")
     db = session()
-    return {"next_runs": steps.next_runs(db), "past_runs": steps.past_runs(db)}
+    return {"next_runs": steps.next_runs(db), "awaiting_approval": steps.awaiting_approval(db),
+            "past_runs": steps.past_runs(db)}

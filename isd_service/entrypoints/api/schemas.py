@@ -33,6 +33,13 @@ class DeltaQuery(Strict):
     to = fields.Integer(validate=validate.Range(min=1, max=MAX_VERSION))
     entity = fields.String(validate=validate.Length(min=1, max=63))
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "ndjson"]))
+    detail = fields.String(validate=validate.OneOf(["previous"]), metadata={
+        "description": "previous: every update also carries the record as it was"})
+
+
+class PreviewQuery(Strict):
+    detail = fields.String(validate=validate.OneOf(["previous"]), metadata={
+        "description": "previous: every update also carries the record as it was"})
 
 
 class PageQuery(Strict):
@@ -68,6 +75,10 @@ class PublicationBody(Strict):
                              allow_none=True)
     go_live_date = fields.Date(allow_none=True)
     force = fields.Boolean(load_default=False)
+
+
+class DecisionBody(Strict):
+    comment = fields.String(validate=validate.Length(max=500), allow_none=True)
 
 
 def json_body() -> Any:
@@ -151,6 +162,8 @@ class AuditPage(Answer):
 
 class TokenOut(Answer):
     id = fields.Integer(required=True)
+    name = fields.String(required=True, allow_none=True,
+                         metadata={"description": "the holder; null: unnamed"})
     organisation = fields.String(required=True)
     roles = fields.List(fields.String(), required=True)
     expires_at = fields.String(required=True, allow_none=True)
@@ -177,3 +190,14 @@ class Health(Answer):
     status = fields.String(required=True, metadata={"enum": ["ok", "degraded", "down"]})
     database = fields.Nested(DatabaseHealth, required=True)
     downloads = fields.Nested(DownloadsHealth, required=True)
+
+
+class PublicationRequestOut(Answer):
+    request = fields.Integer(required=True)
+    state = fields.String(required=True, metadata={
+        "description": "awaiting-approval, published, rejected or void"})
+    approvals_needed = fields.Integer(required=True)
+    approvals = fields.Integer(required=True)
+    manifest = fields.Dict(allow_none=True,
+                           metadata={"description": "the version, once the last approval "
+                                                    "published it"})

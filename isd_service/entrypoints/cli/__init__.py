@@ -55,6 +55,7 @@ def register_commands(app: Flask) -> None:
 
     for command in (database.db_group, database.seed_command, tokens.token_group,
                     drafts.load_command, drafts.draft_group, publishing.publish_command,
+                    publishing.publication_group,
                     catalogue.catalogue_group, calendar.release_group,
                     calendar.scheduler_command, downloads.downloads_group, bench.bench_group,
                     webhooks.webhooks_group, serve.serve_command,

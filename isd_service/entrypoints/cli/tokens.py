@@ -31,18 +31,22 @@ def token_group() -> None:
 @click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES))
 @click.option("--days", type=click.IntRange(1, 3650), help="expire after this many days")
 @click.option("--description", help="what the token is for")
+@click.option("--name", help="who holds it (four-eyes publication tells holders apart by it)")
 @with_appcontext
 def token_create(org: str, roles: tuple[str, ...], days: int | None,
-                 description: str | None) -> None:
+                 description: str | None, name: str | None) -> None:
     """Create a token; it is printed once, as the last line."""
     expires = datetime.now(UTC) + timedelta(days=days) if days else None
     try:
         token, _row = issue_token(uow(), organisation=org, roles=list(roles),
-                                  expires_at=expires, description=description, actor="cli",
+                                  expires_at=expires, description=description, name=name,
+                                  actor="cli",
                                   actor_organisation=current_app.config["ADMIN_ORG"])
     except DomainError as exc:
         refused(exc)
-    click.echo(f"token for {org} ({', '.join(sorted(set(roles)))}); it is not shown again:")
+    holder = name.strip() if name else "unnamed"
+    click.echo(f"token for {holder} of {org} ({', '.join(sorted(set(roles)))}); it is not "
+               "shown again:")
     click.echo(token)
 
 
@@ -53,7 +57,8 @@ def token_list() -> None:
     now = datetime.now(UTC)
     for row in list_tokens(uow().session):
         info = token_summary(row)
-        click.echo(f"{info['id']:>5}  {info['organisation']}  {','.join(info['roles']):<24} "
+        click.echo(f"{info['id']:>5}  {info['name'] or '(unnamed)':<20} {info['organisation']}  "
+                   f"{','.join(info['roles']):<24} "
                    f"{state(row, now):<8} created {info['created_at']}  expires "
                    f"{info['expires_at']}"
                    + (f"  {info['description']}" if info["description"] else ""))

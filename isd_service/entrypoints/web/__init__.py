@@ -215,7 +215,8 @@ def diff_page() -> str:
     counts: Counter[tuple[str, str]] = Counter()
     db = session()
     for change in delta.iter_changes(
-            old, new, lambda eid, m, n: repository.rows_between(db, eid, m, n)):
+            old, new, lambda eid, m, n: repository.rows_between(db, eid, m, n),
+            previous=True):
         counts[(change["entity"], change["op"])] += 1
         if len(changes) < DIFF_LIMIT:
             changes.append(change)
