@@ -207,6 +207,10 @@ def test_the_story_refused_load_fixed_load_diff_request_and_approval(
     page = text(accepted)
     assert "accepted" in page
     assert "<del>Eastern</del>" in page and "<ins>East Anglia</ins>" in page
+    # The per-entity counts: GSP Group has 0 inserts, 1 update, 0 deletes.
+    counts = re.search(r'GSP Group</th><td class="num">(\w+)</td><td class="num">(\w+)</td>'
+                       r'<td class="num">(\w+)</td>', page)
+    assert counts is not None and counts.groups() == ("0", "1", "0"), page
 
     r = post(alice, "/admin/publications", form_page="/admin/publications")
     assert r.status_code == 303
