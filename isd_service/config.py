@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_ORG": "ISDA",
     "PAGE_SIZE_DEFAULT": 100,
     "PAGE_SIZE_MAX": 5000,
+    # The longest one record query (API or entity page) may run in the database before it
+    # is stopped and refused with 503: far below a web worker's time-out.
+    "RECORD_QUERY_BUDGET_MS": 2000,
     # Where the download files of published versions are built; None: <instance>/downloads.
     "DOWNLOADS_DIR": None,
     # Build a version's downloads as soon as `isd publish` or the scheduler has published it,
@@ -78,6 +81,7 @@ _FROM_TEXT: dict[str, Any] = {
     "SCHEDULE_GRACE_SECONDS": int,
     "EMPTY_RELEASE": str,
     "SCHEDULER_SYNC_SECONDS": int,
+    "RECORD_QUERY_BUDGET_MS": int,
 }
 
 
@@ -113,6 +117,9 @@ def check(config: dict[str, Any]) -> None:
     config["OWNERSHIP"] = check_ownership(config.get("OWNERSHIP") or {})
     if config["EMPTY_RELEASE"] not in EMPTY_POLICIES:
         raise SettingError(f"ISD_EMPTY_RELEASE must be one of {', '.join(EMPTY_POLICIES)}")
+    if not 1 <= int(config["RECORD_QUERY_BUDGET_MS"]) <= 600_000:
+        raise SettingError("ISD_RECORD_QUERY_BUDGET_MS must be a number of milliseconds "
+                           "from 1 to 600000")
     for name in ("SCHEDULE_GRACE_SECONDS", "SCHEDULER_SYNC_SECONDS"):
         if int(config[name]) < (0 if name == "SCHEDULE_GRACE_SECONDS" else 1):
             raise SettingError(f"ISD_{name} must be a positive number of seconds")
