@@ -292,7 +292,8 @@ def test_every_field_of_the_catalogue_has_its_index(app: Flask, client: FlaskCli
               "key": ["bsc_party_id"],
               "fields": [{"id": "bsc_party_id", "name": "BSC Party ID", "type": "string",
                           "required": True, "max_length": 8},
-                         {"id": "bsc_party_name", "name": "Name", "type": "string"}]}
+                         {"id": "bsc_party_name", "name": "Name", "type": "string",
+                          "max_length": 100}]}
     response = client.post(f"{API}/admin/catalogue/entities", json=entity,
                            headers=admin_headers)
     assert response.status_code == 201, response.get_data(as_text=True)
