@@ -136,14 +136,14 @@ def records_page(session: Session, entity: EntityDef, version: int, query: Recor
         # PostgreSQL's ->> gives text; SQLite's json_extract the JSON scalar itself.
         return str(item) if dialect == "postgresql" else item
 
-    # The entity as a literal: SQLite uses a partial index only for a query that names the
-    # same constant as the index's WHERE (ids are checked: see orm.sql_identifier).
     alive = alive_at(version)
     if dialect == "sqlite":
         # Unary + keeps SQLite's planner off the valid_from index (all the entity's rows,
         # then a sort) and on an index that yields the page in key order.
         alive = and_(literal_column("+record.valid_from") <= version,
                      or_(Record.valid_to.is_(None), Record.valid_to > version))
+    # The entity as a literal: SQLite uses a partial index only for a query that names the
+    # same constant as the index's WHERE (ids are checked: see orm.sql_identifier).
     stmt = (select(Record.key, Record.data)
             .where(Record.entity_id == literal_column(f"'{sql_identifier(entity.id)}'"),
                    alive)
@@ -181,10 +181,10 @@ def records_page(session: Session, entity: EntityDef, version: int, query: Recor
 def time_budget(session: Session, entity: EntityDef, budget_ms: int) -> Iterator[None]:
     """Let the statements inside run for at most ``budget_ms`` each (QueryTooExpensive).
 
-    PostgreSQL: statement_timeout, set for the rest of the transaction (SET LOCAL; a read
-    request's transaction ends with its query, and one more round trip to put the old
-    value back would cost a filtered page a quarter of its time). SQLite: a progress
-    handler that interrupts the statement once the time is up, removed afterwards.
+    PostgreSQL: statement_timeout, set for the rest of the transaction (SET LOCAL): a read
+    request's transaction ends with its query, and putting the old value back would cost
+    every filtered page one more round trip. SQLite: a progress handler that interrupts
+    the statement once the time is up, removed afterwards.
     """
     connection = session.connection()
     if connection.dialect.name == "postgresql":
