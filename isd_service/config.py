@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_ORG": "ISDA",
     "PAGE_SIZE_DEFAULT": 100,
     "PAGE_SIZE_MAX": 5000,
+    # The longest one record query (API or entity page) may run in the database before it
+    # is stopped and refused with 503: far below a web worker's time-out.
+    "RECORD_QUERY_BUDGET_MS": 2000,
     # Where the download files of published versions are built; None: <instance>/downloads.
     "DOWNLOADS_DIR": None,
     # Build a version's downloads as soon as `isd publish` or the scheduler has published it,
@@ -90,6 +93,7 @@ _FROM_TEXT: dict[str, Any] = {
     "PUBLICATION_APPROVALS": int,
     "SECRET_KEY": str,
     "ADMIN_SESSION_MINUTES": int,
+    "RECORD_QUERY_BUDGET_MS": int,
 }
 
 
@@ -130,6 +134,9 @@ def check(config: dict[str, Any]) -> None:
     if not 0 <= int(config["PUBLICATION_APPROVALS"]) <= 10:
         raise SettingError("ISD_PUBLICATION_APPROVALS must be a number of approvals from 0 "
                            "(publish at once) to 10")
+    if not 1 <= int(config["RECORD_QUERY_BUDGET_MS"]) <= 600_000:
+        raise SettingError("ISD_RECORD_QUERY_BUDGET_MS must be a number of milliseconds "
+                           "from 1 to 600000")
     for name in ("SCHEDULE_GRACE_SECONDS", "SCHEDULER_SYNC_SECONDS"):
         if int(config[name]) < (0 if name == "SCHEDULE_GRACE_SECONDS" else 1):
             raise SettingError(f"ISD_{name} must be a positive number of seconds")

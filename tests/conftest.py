@@ -30,10 +30,11 @@ MDD_VERSIONS = [370, 371, 372, 373, 374]
 # Under pytest-xdist (see setup.cfg): the tests of a module that share a store built once for
 # the module run on one worker, so that it is built once; and the slowest modules start
 # first, so that no worker is left running a long test at the end.
-SHARED_STORE_MODULES = {"test_browser", "test_faults", "test_mdd_versions", "test_sync"}
+SHARED_STORE_MODULES = {"test_browser", "test_faults", "test_mdd_versions", "test_sync",
+                        "test_record_queries"}
 SLOW_MODULES = ("test_archive", "test_sync", "test_mdd_versions", "test_faults",
                 "test_mdd_portal", "test_scheduler_processes", "test_browser", "test_openapi",
-                "test_web_processes", "test_seed")
+                "test_web_processes", "test_seed", "test_record_queries")
 
 
 @pytest.hookimpl(optionalhook=True)

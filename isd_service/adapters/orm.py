@@ -3,6 +3,8 @@ versions, the release calendar, tokens, the audit log and webhooks."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -402,3 +404,44 @@ class PublicationDecision(Base):
     holder: Mapped[str] = mapped_column(String(200))
     organisation: Mapped[str | None] = mapped_column(String(20))
     comment: Mapped[str | None] = mapped_column(String(500))
+
+
+# --- indexes of record fields -----------------------------------------------------------------
+# A record's values live in its JSON text, so each field of each entity gets an expression
+# index (the field's value, then the key) limited to that entity's rows: an equality filter
+# then reads its matches already in key order, from the cursor on, and stops at the page's
+# end. The catalogue is data, so these indexes are made when an entity or a field is added
+# (repository.add_entity, add_field), not declared here; Alembic is told to leave them alone.
+
+FIELD_INDEX_PREFIX = "ix_record_field_"
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def sql_identifier(name: str) -> str:
+    # Ids are checked by the catalogue; checked again because they are written into SQL.
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not an entity or field id")
+    return name
+
+
+def field_value_sql(dialect: str, field_id: str, *, table: str | None = "record") -> str:
+    """The SQL of a record field's value: text on PostgreSQL, the JSON scalar on SQLite.
+
+    Queries must write exactly the indexed expression for the index to serve them.
+    """
+    data = f"{table}.data" if table else "data"
+    if dialect == "postgresql":
+        return f"(CAST({data} AS JSONB) ->> '{sql_identifier(field_id)}')"
+    return f"json_extract({data}, '$.{sql_identifier(field_id)}')"
+
+
+def field_index_name(entity_id: str, field_id: str) -> str:
+    digest = hashlib.sha256(f"{entity_id}.{field_id}".encode()).hexdigest()[:24]
+    return FIELD_INDEX_PREFIX + digest
+
+
+def field_index_ddl(dialect: str, entity_id: str, field_id: str) -> str:
+    """CREATE INDEX for one field of one entity (a no-op when it exists)."""
+    value = field_value_sql(dialect, field_id, table=None)
+    return (f"CREATE INDEX IF NOT EXISTS {field_index_name(entity_id, field_id)} "
+            f"ON record ({value}, key) WHERE entity_id = '{sql_identifier(entity_id)}'")

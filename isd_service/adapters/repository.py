@@ -7,7 +7,9 @@ Nothing here commits: the service layer's unit of work owns the transaction.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Sequence
+import time
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -20,13 +22,18 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
+    text,
     update,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.types import Text
 
 from isd_service.adapters.orm import (
+    FIELD_INDEX_PREFIX,
     CatalogueEntity,
     CatalogueField,
     Load,
@@ -35,13 +42,19 @@ from isd_service.adapters.orm import (
     ReleaseLoad,
     StagedChange,
     Version,
+    field_index_ddl,
+    field_value_sql,
+    sql_identifier,
 )
 from isd_service.domain.catalogue import Catalogue, EntityDef, FieldDef, ForeignKey
 from isd_service.domain.lifecycle import HOLDING, SCHEDULED, ReleaseState
+from isd_service.domain.record_query import QueryTooExpensive, RecordQuery
 from isd_service.domain.staging import Rows, Staged, overlay
 
 STREAM_BATCH = 5000
 INSERT_BATCH = 5000
+# How many SQLite VM steps pass between two looks at a query's clock (a few microseconds).
+PROGRESS_STEPS = 2000
 
 
 # --- versions -------------------------------------------------------------------------------
@@ -102,6 +115,105 @@ def iter_snapshot(
     finally:
         # A reader that stops early must not leave PostgreSQL's server-side cursor open.
         result.close()
+
+
+def records_page(session: Session, entity: EntityDef, version: int, query: RecordQuery, *,
+                 after_key: str | None, limit: int, budget_ms: int) -> list[tuple[str, str]]:
+    """(key, data) of up to ``limit`` + 1 records of a version that match ``query``, in key
+    order after ``after_key``: the one past ``limit`` says that there is a next page.
+
+    Everything is filtered in SQL, on the expressions the field indexes hold (see
+    orm.field_index_ddl): an equality on one field reads its index from the cursor on and
+    stops at the page's end. A query that runs past ``budget_ms`` is stopped by the database
+    and refused with QueryTooExpensive.
+    """
+    dialect = session.get_bind().dialect.name
+
+    def value(field_id: str) -> ColumnElement[Any]:
+        return literal_column(field_value_sql(dialect, field_id), Text())
+
+    def param(item: Any) -> Any:
+        # PostgreSQL's ->> gives text; SQLite's json_extract the JSON scalar itself.
+        return str(item) if dialect == "postgresql" else item
+
+    alive = alive_at(version)
+    if dialect == "sqlite":
+        # Unary + keeps SQLite's planner off the valid_from index (all the entity's rows,
+        # then a sort) and on an index that yields the page in key order.
+        alive = and_(literal_column("+record.valid_from") <= version,
+                     or_(Record.valid_to.is_(None), Record.valid_to > version))
+    # The entity as a literal: SQLite uses a partial index only for a query that names the
+    # same constant as the index's WHERE (ids are checked: see orm.sql_identifier).
+    stmt = (select(Record.key, Record.data)
+            .where(Record.entity_id == literal_column(f"'{sql_identifier(entity.id)}'"),
+                   alive)
+            .order_by(Record.key).limit(limit + 1))
+    for field_id, values in query.equals.items():
+        present = [param(v) for v in values if v is not None]
+        conditions = []
+        if len(present) == 1:
+            conditions.append(value(field_id) == present[0])
+        elif present:
+            conditions.append(value(field_id).in_(present))
+        if None in values:
+            conditions.append(value(field_id).is_(None))
+        stmt = stmt.where(or_(*conditions))
+    if query.effective_on is not None and entity.effective_from is not None:
+        day = query.effective_on.isoformat()
+
+        def date_of(field_id: str) -> ColumnElement[Any]:
+            # ISO dates compare as text, by code point (not by PostgreSQL's locale).
+            expr = value(field_id)
+            return expr.collate("C") if dialect == "postgresql" else expr
+
+        start = date_of(entity.effective_from)
+        stmt = stmt.where(or_(start.is_(None), start <= day))
+        if entity.effective_to is not None:
+            end = date_of(entity.effective_to)
+            stmt = stmt.where(or_(end.is_(None), end >= day))
+    if after_key is not None:
+        stmt = stmt.where(Record.key > after_key)
+    with time_budget(session, entity, budget_ms):
+        return [(key, data) for key, data in session.execute(stmt)]
+
+
+@contextmanager
+def time_budget(session: Session, entity: EntityDef, budget_ms: int) -> Iterator[None]:
+    """Let the statements inside run for at most ``budget_ms`` each (QueryTooExpensive).
+
+    PostgreSQL: statement_timeout, set for the rest of the transaction (SET LOCAL): a read
+    request's transaction ends with its query, and putting the old value back would cost
+    every filtered page one more round trip. SQLite: a progress handler that interrupts
+    the statement once the time is up, removed afterwards.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.scalar(select(func.set_config("statement_timeout", str(budget_ms), True)))
+        try:
+            yield
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "57014":  # query_canceled
+                raise
+            session.rollback()
+            raise QueryTooExpensive(entity, budget_ms) from None
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    deadline = time.monotonic() + budget_ms / 1000
+
+    def over_time() -> int:
+        return 1 if time.monotonic() > deadline else 0
+
+    driver.set_progress_handler(over_time, PROGRESS_STEPS)
+    try:
+        yield
+    except OperationalError as exc:
+        if "interrupted" not in str(exc.orig):
+            raise
+        session.rollback()
+        raise QueryTooExpensive(entity, budget_ms) from None
+    finally:
+        driver.set_progress_handler(None, 0)
 
 
 def snapshot_data(session: Session, entity_id: str, version: int) -> Generator[str]:
@@ -480,6 +592,7 @@ def add_entity(session: Session, entity: EntityDef) -> None:
         foreign_keys=[fk.to_dict() for fk in entity.foreign_keys] or None,
         fields=[_field_row(f, i) for i, f in enumerate(entity.fields, start=1)]))
     session.flush()
+    add_field_indexes(session, entity.id, entity.field_ids)
 
 
 def set_foreign_keys(session: Session, entity: EntityDef) -> None:
@@ -501,6 +614,7 @@ def add_field(session: Session, entity_id: str, new: FieldDef) -> None:
     assert row is not None
     row.fields.append(_field_row(new, len(row.fields) + 1))
     session.flush()
+    add_field_indexes(session, entity_id, [new.id])
 
 
 def change_field(session: Session, entity_id: str, changed: FieldDef) -> None:
@@ -514,3 +628,22 @@ def change_field(session: Session, entity_id: str, changed: FieldDef) -> None:
 
 def catalogue_is_empty(session: Session) -> bool:
     return not session.scalar(select(func.count()).select_from(CatalogueEntity))
+
+
+def add_field_indexes(session: Session, entity_id: str, field_ids: Iterable[str]) -> None:
+    """Index fields of an entity for record queries (see orm.field_index_ddl)."""
+    connection = session.connection()
+    for field_id in field_ids:
+        connection.execute(text(field_index_ddl(connection.dialect.name, entity_id, field_id)))
+
+
+def field_index_names(session: Session) -> set[str]:
+    """The names of the record field indexes the database holds."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        stmt = text("SELECT indexname FROM pg_indexes WHERE tablename = 'record' "
+                    "AND indexname LIKE :prefix")
+    else:
+        stmt = text("SELECT name FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name = 'record' AND name LIKE :prefix")
+    return set(connection.scalars(stmt, {"prefix": FIELD_INDEX_PREFIX + "%"}))

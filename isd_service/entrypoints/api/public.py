@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from contextlib import closing
 from typing import Any
 
 from flask import Response, current_app, request, url_for
@@ -15,9 +14,9 @@ from isd_service.domain import cursors
 from isd_service.domain.catalogue import Catalogue, EntityDef
 from isd_service.domain.formats import dcat
 from isd_service.domain.manifest import manifest
+from isd_service.domain.record_query import RecordQuery, parse_filters
 from isd_service.domain.records import decode, project
 from isd_service.domain.snapshot import entities_of
-from isd_service.domain.validation import coerce
 from isd_service.entrypoints.api.blueprint import Blueprint
 from isd_service.entrypoints.api.caching import (
     bytes_response,
@@ -265,65 +264,35 @@ def get_delta(args: dict[str, Any]) -> Response:
 @bp.arguments(RecordsQuery, location="query")
 @bp.response(200, RecordPage)
 def get_records(args: dict[str, Any], entity_id: str) -> Any:
-    """Records of an entity in a version, filtered by field values and validity date."""
+    """Records of an entity in a version, filtered by field values and validity date.
+
+    Any other parameter is a field of the entity and its value; a field repeated matches
+    any of its values; an empty value matches records without one.
+    """
     known = {"version", "effective_on", "limit", "cursor"}
     version = _version(args["version"]) if "version" in args else _latest()
     entity = Catalogue.from_list(version.catalogue).get(entity_id)
     if entity is None:
         raise ApiError(404, f"entity {entity_id!r} is not in version {version.number}",
                        slug="no-such-entity")
-    filters = _filters(entity, {k: v for k, v in request.args.items() if k not in known})
+    equals, errors = parse_filters(entity, [(k, v) for k, v in request.args.items(multi=True)
+                                            if k not in known])
+    if errors:
+        raise ApiError(400, "the request's query is not valid", slug="invalid-request",
+                       errors=errors)
     on = args.get("effective_on")
     if on is not None and entity.effective_from is None:
         raise ApiError(400, f"{entity_id} has no effective dates to filter on",
                        slug="invalid-request")
     limit = args.get("limit", 100)
     after = _cursor(args["cursor"]) if "cursor" in args else None
-    records: list[dict[str, Any]] = []
-    last_key = None
-    with closing(repository.iter_snapshot(session(), entity.id, version.number,
-                                          after_key=after)) as rows:
-        for key, data in rows:
-            record = project(entity, decode(data))
-            if all(record.get(f) == v for f, v in filters.items()) and _in_force(
-                    entity, record, on):
-                if len(records) == limit:
-                    break
-                records.append(record)
-                last_key = key
-        else:
-            last_key = None
-    cursor = cursors.encode(last_key) if last_key is not None else None
+    rows = repository.records_page(
+        session(), entity, version.number, RecordQuery(equals, on), after_key=after,
+        limit=limit, budget_ms=current_app.config["RECORD_QUERY_BUDGET_MS"])
+    records = [project(entity, decode(data)) for _key, data in rows[:limit]]
+    cursor = cursors.encode(rows[limit - 1][0]) if len(rows) > limit else None
     return {"entity": entity.id, "version": version.number, "records": records,
             "next_cursor": cursor}
-
-
-def _filters(entity: EntityDef, raw: dict[str, str]) -> dict[str, Any]:
-    filters: dict[str, Any] = {}
-    errors = []
-    for name, value in raw.items():
-        fdef = entity.field(name)
-        if fdef is None:
-            errors.append({"field": name, "message": f"unknown parameter: not a field of "
-                                                     f"{entity.id}"})
-            continue
-        try:
-            filters[name] = coerce(fdef, value, dates="iso")
-        except ValueError as exc:
-            errors.append({"field": name, "message": str(exc)})
-    if errors:
-        raise ApiError(400, "the request's query is not valid", slug="invalid-request",
-                       errors=errors)
-    return filters
-
-
-def _in_force(entity: EntityDef, record: dict[str, Any], on: Any) -> bool:
-    if on is None or entity.effective_from is None:
-        return True
-    day = on.isoformat()
-    start = record.get(entity.effective_from)
-    end = record.get(entity.effective_to) if entity.effective_to else None
-    return (start is None or start <= day) and (end is None or day <= end)
 
 
 def _cursor(cursor: str) -> str:

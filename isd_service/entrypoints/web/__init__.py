@@ -4,7 +4,6 @@ the release calendar. No JavaScript; one small stylesheet served by the service 
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import closing
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, render_template, request, url_for
@@ -19,6 +18,7 @@ from isd_service.domain.history import introduced_in, record_history
 from isd_service.domain.lifecycle import SCHEDULED
 from isd_service.domain.manifest import manifest
 from isd_service.domain.moments import iso_utc
+from isd_service.domain.record_query import QueryTooExpensive, RecordQuery, parse_filters
 from isd_service.domain.records import KEY_SEPARATOR, decode, key_text, project
 from isd_service.domain.validation import coerce
 from isd_service.entrypoints.api.caching import downloads
@@ -135,30 +135,26 @@ def entity_page(number: int, entity_id: str) -> tuple[str, int]:
     entity = _entity(version, entity_id)
     filters = {f.id: request.args[f.id].strip() for f in entity.fields
                if request.args.get(f.id, "").strip()}
-    typed: dict[str, Any] = {}
-    problems = []
-    for fid, raw in filters.items():
-        fdef = entity.field(fid)
-        assert fdef is not None
-        try:
-            typed[fid] = coerce(fdef, raw, dates="iso")
-        except ValueError as exc:
-            problems.append(f"{fdef.name}: {exc}")
+    equals, errors = parse_filters(entity, filters.items())
+    names = {f.id: f.name for f in entity.fields}
+    problems = [f"{names[e['field']]}: {e['message']}" for e in errors]
     after = _cursor(request.args.get("after"))
     records: list[dict[str, Any]] = []
     next_key = None
     if not problems:
-        with closing(repository.iter_snapshot(session(), entity.id, version.number,
-                                              after_key=after)) as rows:
-            for key, data in rows:
-                record = project(entity, decode(data))
-                if all(record.get(f) == v for f, v in typed.items()):
-                    if len(records) == PAGE_SIZE:
-                        next_key = records[-1]["_key"]
-                        break
-                    history = url_for(".history_page", entity_id=entity.id,
-                                      **{k: record[k] for k in entity.key})
-                    records.append({**record, "_key": key, "_history": history})
+        try:
+            rows = repository.records_page(
+                session(), entity, version.number, RecordQuery(equals), after_key=after,
+                limit=PAGE_SIZE, budget_ms=current_app.config["RECORD_QUERY_BUDGET_MS"])
+        except QueryTooExpensive as exc:
+            raise PageError(503, str(exc)) from None
+        for key, data in rows[:PAGE_SIZE]:
+            record = project(entity, decode(data))
+            history = url_for(".history_page", entity_id=entity.id,
+                              **{k: record[k] for k in entity.key})
+            records.append({**record, "_key": key, "_history": history})
+        if len(rows) > PAGE_SIZE:
+            next_key = records[-1]["_key"]
     query: dict[str, Any] = dict(filters)
     next_url = (url_for(".entity_page", number=number, entity_id=entity_id, **query,
                         after=cursors.encode(next_key)) if next_key else None)
