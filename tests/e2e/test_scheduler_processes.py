@@ -49,7 +49,8 @@ def test_three_schedulers_publish_each_planned_release_exactly_once(
         procs.append((subprocess.Popen([str(ISD), "scheduler"], env=env, stdout=log,
                                        stderr=subprocess.STDOUT), log))
     try:
-        deadline = time.monotonic() + 60
+        # Generous: three processes start and poll on a shared, possibly busy machine.
+        deadline = time.monotonic() + 180
         done = False
         while time.monotonic() < deadline and not done:
             time.sleep(0.5)

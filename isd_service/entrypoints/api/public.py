@@ -11,7 +11,7 @@ from isd_service.adapters import repository
 from isd_service.adapters.orm import Version
 from isd_service.adapters.signing import public_key_pem, sign
 from isd_service.domain import cursors
-from isd_service.domain.catalogue import Catalogue, EntityDef
+from isd_service.domain.catalogue import Catalogue
 from isd_service.domain.formats import dcat
 from isd_service.domain.manifest import manifest
 from isd_service.domain.record_query import RecordQuery, parse_filters
