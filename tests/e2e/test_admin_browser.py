@@ -97,12 +97,22 @@ def sign_in(driver: Any, base: str, token: str, *, screenshot: bool = False) -> 
     driver.find_element(*by("#token")).send_keys(token)
     if screenshot:
         shot(driver, "sign-in")
-    driver.find_element(*by("form button[type=submit]")).click()
+    submit(driver, driver.find_element(*by("form button[type=submit]")))
     assert "Signed in as" in driver.page_source
 
 
+def submit(driver: Any, button: Any) -> None:
+    """Click a form's button and wait for the page it leads to (a click does not wait for the
+    navigation it starts: reading the page at once may read the old one)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    button.click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(button))
+
+
 def sign_out(driver: Any) -> None:
-    driver.find_element(*by("nav.admin-nav form button")).click()
+    submit(driver, driver.find_element(*by("nav.admin-nav form button")))
     assert "signed out" in driver.page_source
 
 
@@ -113,7 +123,7 @@ def upload(driver: Any, base: str, path: Path) -> None:
     driver.find_element(*by("#files")).send_keys(str(path))
     Select(driver.find_element(*by("#format"))).select_by_value("csv")
     Select(driver.find_element(*by("#mode"))).select_by_value("upsert")
-    driver.find_element(*by("form[enctype] button[type=submit]")).click()
+    submit(driver, driver.find_element(*by("form[enctype] button[type=submit]")))
 
 
 def test_the_story_in_chromium(live: tuple[str, dict[str, str], int], browser: Any,
@@ -139,12 +149,12 @@ def test_the_story_in_chromium(live: tuple[str, dict[str, str], int], browser: A
     shot(browser, "draft")
 
     browser.get(f"{base}/admin/publications")
-    browser.find_element(*by("form[action$='/admin/publications'] button")).click()
+    submit(browser, browser.find_element(*by("form[action$='/admin/publications'] button")))
     assert "awaits 1 approval" in browser.page_source
     request_button = browser.find_element(*by("button[id^=approve-]"))
     request_id = request_button.get_attribute("id").removeprefix("approve-")
     shot(browser, "publications")
-    request_button.click()  # alice asked: refused
+    submit(browser, request_button)  # alice asked: refused
     assert "alice asked for publication request" in browser.page_source
     browser.get(f"{base}/admin/")
     sign_out(browser)
@@ -153,7 +163,7 @@ def test_the_story_in_chromium(live: tuple[str, dict[str, str], int], browser: A
     assert f"#request-{request_id}" in browser.page_source
     shot(browser, "dashboard")
     browser.get(f"{base}/admin/publications")
-    browser.find_element(*by(f"#approve-{request_id}")).click()
+    submit(browser, browser.find_element(*by(f"#approve-{request_id}")))
     assert f"approved: version {seeded + 1} is published" in browser.page_source
     browser.get(f"{base}/")
     assert f"Latest version: {seeded + 1}" in browser.find_element(*by("main")).text
