@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +284,21 @@ def publish_mdd(app: Flask, version: int, paths: list[str] | None = None) -> Non
     result = runner.invoke(args=args)
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == str(version)
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """The app behind a real HTTP server on a free port (its base URL), for tools that fetch
+    URLs themselves."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

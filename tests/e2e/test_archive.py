@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,12 +17,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from isd_service import PROJECT_ROOT
 from isd_service.sync import client as sync_client
 from isd_service.sync import local
-from tests.conftest import MDD_VERSIONS, mdd_files
+from tests.conftest import MDD_VERSIONS, mdd_files, serving
 
 # Real versions publish with the seed catalogue's relations declared: they must hold.
 pytestmark = [pytest.mark.mdd, pytest.mark.relations]
@@ -117,14 +115,8 @@ def test_an_archive_killed_halfway_and_run_again_ends_with_exactly_its_versions(
 
 @pytest.fixture
 def served(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(WAIT)
+    with serving(app) as base:
+        yield base
 
 
 def test_a_gap_in_the_numbers_works_end_to_end_including_isd_sync(

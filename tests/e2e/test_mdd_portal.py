@@ -11,21 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import threading
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from frictionless import validate
-from werkzeug.serving import make_server
 
 from isd_service import PROJECT_ROOT
-from tests.conftest import mdd_files
+from tests.conftest import mdd_files, serving
 
 # Real versions publish with the seed catalogue's relations declared: they must hold.
 pytestmark = [pytest.mark.mdd, pytest.mark.relations]
@@ -37,17 +33,6 @@ COMBINATIONS = {"valid_mtc_llfc_ssc_combination": "Valid_MTC_LLFC_SSC_Combinatio
                 "valid_mtc_llfc_ssc_pc_combination": "Valid_MTC_LLFC_SSC_PC_Combination"}
 
 
-@contextmanager
-def served(app: Flask) -> Iterator[str]:
-    """The app behind a real HTTP server on a free port, for tools that fetch URLs."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 def cli(app: Flask, *args: str) -> str:
@@ -129,7 +114,7 @@ def test_the_real_valid_mtc_llfc_combination_round_trips_with_exact_deltas(
     cli(app, "publish", "--version", "344")
     assert rows(served_mdd(client, 344, "Valid_MTC_LLFC_Combination")) == rows(source)
     # The version that the 344 file makes passes frictionless too, over HTTP.
-    with served(app) as base:
+    with serving(app) as base:
         report = validate(f"{base}{API}/versions/344/datapackage.json")
     assert report.valid, report.flatten(["resourceName", "rowNumber", "type", "note"])[:10]
     assert {t.name: t.stats.get("rows") for t in report.tasks}[

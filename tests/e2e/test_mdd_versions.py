@@ -21,7 +21,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from isd_service import PROJECT_ROOT
-from tests.conftest import MDD_VERSIONS, database_of, make_app, mdd_files, publish_mdd, reset
+from tests.conftest import (
+    MDD_VERSIONS,
+    database_of,
+    make_app,
+    mdd_files,
+    publish_mdd,
+    reset,
+    serving,
+)
 
 CATALOGUE = json.loads((PROJECT_ROOT / "seed_data" / "catalogue.json").read_text())["entities"]
 BY_SOURCE = {e["source"]: e for e in CATALOGUE}
@@ -304,18 +312,8 @@ def test_every_declared_relation_holds_in_the_source_files_of_every_version() ->
 @pytest.fixture(scope="module")
 def served(store: Flask) -> Iterator[str]:
     """The module's store behind a real HTTP server, for tools that fetch URLs."""
-    import threading
-
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, store, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
+    with serving(store) as base:
+        yield base
 
 
 @pytest.mark.parametrize("version", MDD_VERSIONS)

@@ -4,7 +4,6 @@ HTTP (the served bytes, not our own parser): rows, primary keys, foreign keys, b
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from frictionless import Package, validate
-from werkzeug.serving import make_server
+
+from tests.conftest import serving
 
 API = "/api/v1"
 
@@ -22,14 +22,8 @@ pytestmark = pytest.mark.relations
 @pytest.fixture
 def served(app: Flask) -> Iterator[str]:
     """The app behind a real HTTP server on a free port; its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
+    with serving(app) as base:
+        yield base
 
 
 def seed(app: Flask, version: int = 20) -> None:
