@@ -103,12 +103,21 @@ def sign_in(driver: Any, base: str, token: str, *, screenshot: bool = False) -> 
 
 def submit(driver: Any, button: Any) -> None:
     """Click a form's button and wait for the page it leads to (a click does not wait for the
-    navigation it starts: reading the page at once may read the old one)."""
-    from selenium.webdriver.support import expected_conditions
+    navigation it starts: reading the page at once may read the old one).
+
+    The old page is marked with a script variable and the wait is for a complete document
+    without it. Asking the driver about the old button instead (staleness) races the
+    navigation: chromedriver may then answer "unknown error: Node with given id does not
+    belong to the document" rather than "stale element", so errors during the switch are
+    retried, not raised."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    driver.execute_script("window.isdOldPage = true;")
     button.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(button))
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return window.isdOldPage === undefined && document.readyState === 'complete';"))
 
 
 def sign_out(driver: Any) -> None:
