@@ -44,7 +44,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from load_publish import copy_baseline, files_of, fresh_postgres, full_diff, timed
+from load_publish import (
+    copy_baseline,
+    files_of,
+    fresh_postgres,
+    full_diff,
+    timed,
+    without_relations,
+)
 from load_publish import run as run_real_mdd
 
 from isd_service import PROJECT_ROOT
@@ -90,6 +97,7 @@ def load_and_publish(url: str, folders: list[Path], first: int) -> dict[str, Any
         upgrade_database(app)
         unit = uow()
         db = unit.session
+        without_relations(unit)
         for i, folder in enumerate(folders):
             files = files_of(folder)
             before_mib = high_water_mib()

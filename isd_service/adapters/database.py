@@ -9,6 +9,8 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from isd_service.domain.records import key_range
+
 
 def sqlite_url(instance_path: str) -> str:
     return f"sqlite:///{Path(instance_path) / 'isd.sqlite3'}"
@@ -29,6 +31,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            # SQLite has no SHA-256: the key range of rows it writes comes from the domain's
+            # own function (PostgreSQL computes it in SQL: repository.key_range_sql).
+            dbapi_conn.create_function("isd_key_range", 1, key_range, deterministic=True)
 
         return engine
     if url.startswith("postgresql://"):

@@ -32,6 +32,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import Text
 
+from isd_service.adapters.key_ranges import key_range_sql
 from isd_service.adapters.orm import (
     FIELD_INDEX_PREFIX,
     CatalogueEntity,
@@ -442,9 +443,9 @@ def apply_staged(session: Session, number: int, frozen_for: int | None = None) -
     session.execute(update(Record).where(Record.valid_to.is_(None), touched)
                     .values(valid_to=number).execution_options(synchronize_session=False))
     session.execute(insert(Record).from_select(
-        ["entity_id", "key", "data", "valid_from"],
+        ["entity_id", "key", "data", "valid_from", "key_range"],
         select(StagedChange.entity_id, StagedChange.key, StagedChange.data,
-               literal(number, Integer()))
+               literal(number, Integer()), key_range_sql(session, StagedChange.key))
         .where(StagedChange.op == "upsert", chosen)))
     session.execute(delete(StagedChange).where(chosen))
 

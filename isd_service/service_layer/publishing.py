@@ -8,12 +8,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from isd_service.adapters import repository
+from isd_service.adapters import key_ranges, repository
 from isd_service.adapters.orm import Release, Version
-from isd_service.domain.catalogue import Catalogue, catalogue_changes
+from isd_service.domain.catalogue import Catalogue, EntityDef, catalogue_changes
 from isd_service.domain.errors import Conflict
 from isd_service.domain.lifecycle import ReleaseState
-from isd_service.domain.records import entity_hash, snapshot_hash
+from isd_service.domain.records import (
+    KEY_RANGES_RULE,
+    range_hashes,
+    ranges_hash,
+    snapshot_hash,
+)
 from isd_service.service_layer import audit, relations, webhooks
 from isd_service.service_layer.unit_of_work import UnitOfWork, VersionPublished
 
@@ -99,16 +104,23 @@ def publish_in(
                              "publish an unchanged version)")
     changed = repository.staged_entities(session, frozen_for)
     old_catalogue = Catalogue.from_list(latest.catalogue) if latest else Catalogue([])
-    changed |= {c["entity"] for c in catalogue_changes(old_catalogue, catalogue)}
+    redefined = {c["entity"] for c in catalogue_changes(old_catalogue, catalogue)}
+    changed |= redefined
     repository.apply_staged(session, number, frozen_for)
     # The whole version, the changes applied; a refusal rolls the transaction back.
     relations.check_version(session, catalogue, number, changed if latest else None)
+    # Hashes of the latest version are reused only where they follow the same rule.
+    ranged: dict[str, Any] = (latest.entities if latest is not None
+                              and latest.hash_rule == KEY_RANGES_RULE else {})
     entities: dict[str, Any] = {}
     for eid, entity in catalogue.entities.items():
-        if latest is not None and eid not in changed and eid in latest.entities:
-            entities[eid] = latest.entities[eid]
+        if eid in ranged and eid not in changed:
+            entities[eid] = ranged[eid]
             continue
-        count, digest = entity_hash(entity, repository.snapshot_data(session, eid, number))
+        # Only the ranges the changes touched, unless every line's bytes may have moved
+        # (a new or redefined entity, or the first version under rule 2).
+        partial = eid in ranged and eid not in redefined
+        count, digest = _rehash(session, entity, number, partial=partial)
         entities[eid] = {"records": count, "sha256": digest}
     catalogue_sha = catalogue.sha256()
     row = Version(
@@ -118,7 +130,7 @@ def publish_in(
         catalogue_sha256=catalogue_sha,
         record_count=sum(v["records"] for v in entities.values()),
         entities=entities, catalogue=catalogue.to_list(),
-        published_by=actor, organisation=organisation)
+        published_by=actor, organisation=organisation, hash_rule=KEY_RANGES_RULE)
     session.add(row)
     repository.assign_loads(session, number, frozen_for)
     if release is not None:
@@ -130,6 +142,25 @@ def publish_in(
     notices = webhooks.queue_notices(session, row, uow.settings)
     uow.announce(VersionPublished(number, webhook_notices=notices))
     return row
+
+
+def _rehash(session: Session, entity: EntityDef, number: int, *,
+            partial: bool) -> tuple[int, str]:
+    """Count and hash an entity of version ``number`` (rule 2) and keep its ranges: with
+    ``partial``, re-hash only the ranges the version's changes touched; the cost then follows
+    the changes, not the entity."""
+    eid = entity.id
+    old = key_ranges.live_ranges(session, eid)
+    rows = key_ranges.live_rows(session, eid, touched_at=number if partial else None)
+    new = {r.key_range: r for r in range_hashes(entity, rows)}
+    looked_at = key_ranges.touched(session, eid, number) if partial else set(old) | set(new)
+    emptied = {rng for rng in looked_at if rng in old and rng not in new}
+    key_ranges.save(session, eid, number,
+                    [r for rng, r in new.items() if old.get(rng) != r], emptied)
+    now = {**old, **new}
+    for rng in emptied:
+        del now[rng]
+    return ranges_hash(now.values())
 
 
 def _next_number(latest: Version | None, requested: int | None) -> int:
