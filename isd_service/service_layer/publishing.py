@@ -151,9 +151,10 @@ def _rehash(session: Session, entity: EntityDef, number: int, *,
     the changes, not the entity."""
     eid = entity.id
     old = key_ranges.live_ranges(session, eid)
-    rows = key_ranges.live_rows(session, eid, touched_at=number if partial else None)
+    touched = key_ranges.touched(session, eid, number) if partial else None
+    rows = key_ranges.live_rows(session, eid, only=touched)
     new = {r.key_range: r for r in range_hashes(entity, rows)}
-    looked_at = key_ranges.touched(session, eid, number) if partial else set(old) | set(new)
+    looked_at = touched if touched is not None else set(old) | set(new)
     emptied = {rng for rng in looked_at if rng in old and rng not in new}
     key_ranges.save(session, eid, number,
                     [r for rng, r in new.items() if old.get(rng) != r], emptied)
