@@ -235,6 +235,14 @@ def has_live_rows(session: Session, entity_id: str) -> bool:
     return session.execute(stmt.limit(1)).first() is not None
 
 
+def rows_changed(session: Session, entity_id: str, old: int, new: int) -> bool:
+    """Whether any of an entity's rows started or ended in (old, new]: whether it changed."""
+    stmt = select(Record.id).where(Record.entity_id == entity_id, or_(
+        and_(Record.valid_from > old, Record.valid_from <= new),
+        and_(Record.valid_to > old, Record.valid_to <= new))).limit(1)
+    return session.execute(stmt).first() is not None
+
+
 def rows_between(session: Session, entity_id: str, old: int,
                  new: int) -> list[tuple[str, str, int, int | None]]:
     """(key, data, valid_from, valid_to) of the rows that started or ended in (old, new].
