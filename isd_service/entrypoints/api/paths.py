@@ -12,10 +12,10 @@ from flask import Response
 from isd_service.adapters import repository
 from isd_service.adapters.orm import Version
 from isd_service.entrypoints.api.blueprint import Blueprint
-from isd_service.entrypoints.api.caching import bytes_response, downloads, json_bytes, send
+from isd_service.entrypoints.api.caching import bytes_response, downloads, send
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session
-from isd_service.service_layer import hashes, mirror
+from isd_service.service_layer import mirror
 from isd_service.service_layer.downloads import MIMETYPES
 
 bp = Blueprint("paths", __name__, description="Path-only URLs, as a static mirror serves them")
@@ -82,7 +82,7 @@ def get_ranges_json(number: int, entity_id: str) -> Response:
     """An entity's key ranges in version n (hash rule 2): `{"version", "entity", "hash_rule",
     "records", "sha256", "ranges": [{"range", "records", "sha256"}]}`, from which its sha256
     composes (README, "Hashes"); 404 for a version published under rule 1."""
-    data = json_bytes(hashes.ranges(session(), _version(number), entity_id))
+    data = mirror.ranges_bytes(session(), _version(number), entity_id)
     return bytes_response(data, JSON, immutable=True)
 
 
