@@ -19,12 +19,12 @@ def key_text(record: dict[str, Any], key: list[str]) -> str:
 
 
 def ranges(records: list[dict[str, Any]], key: list[str]) -> dict[str, tuple[int, str]]:
-    """Rule 2's ranges: range (three hex digits of the key text's SHA-256) -> (count, sha256
+    """Rule 2's ranges: range (four hex digits of the key text's SHA-256) -> (count, sha256
     of the range's lines in key order)."""
     held: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         text = key_text(record, key)
-        held.setdefault(hashlib.sha256(text.encode("utf-8")).hexdigest()[:3], []).append(record)
+        held.setdefault(hashlib.sha256(text.encode("utf-8")).hexdigest()[:4], []).append(record)
     out = {}
     for rng in sorted(held):
         ordered = sorted(held[rng], key=lambda r: key_text(r, key))

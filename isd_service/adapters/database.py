@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def refresh_statistics(session: Session, tables: Sequence[str], *,
+                       vacuum: Sequence[str] = ()) -> None:
+    """After a bulk change, on PostgreSQL: ANALYZE ``tables`` (inside the session's
+    transaction: the statements that follow plan with the new sizes), and with ``vacuum``
+    (its own connection, outside any transaction, as VACUUM must be) reclaim the dead rows a
+    bulk delete left. Autovacuum does both in time, where it is on; a publication does not
+    wait for it."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in tables:
+        session.execute(text(f"ANALYZE {table}"))
+    if vacuum:
+        engine = session.get_bind().engine
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in vacuum:
+                conn.execute(text(f"VACUUM (ANALYZE) {table}"))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -9,7 +9,7 @@ These forms are the contract that makes deltas exact and hashes checkable by any
   records are equal exactly when their stored texts are;
 - hashed line: JSON of the record projected on its version's catalogue (every field, null for
   no value), keys sorted, no whitespace, UTF-8, followed by a newline;
-- key range: the first three hex digits of the SHA-256 of the key text (UTF-8), 0 to 4095.
+- key range: the first four hex digits of the SHA-256 of the key text (UTF-8), 0 to 65535.
   An entity's sha256 composes its ranges' (rule 2, ``ranges_hash``), so a publication
   re-hashes only the ranges its changes touch and a holder of a damaged copy can
   tell which range differs. Versions published before rule 2 keep their rule-1 hashes: over
@@ -123,19 +123,20 @@ def entity_hash(entity: EntityDef, data_in_key_order: Iterable[str]) -> tuple[in
     return count, digest.hexdigest()
 
 
-# 4,096 ranges: a publication re-hashes the ranges its changes touch (about 200 records each
-# in a 10M-record store of a dozen entities) and composes every range of a changed entity.
-RANGE_BITS = 12
+# 65,536 ranges: a publication re-hashes the ranges its changes touch (under a hundred records
+# each while an entity holds fewer than six million) and composes the ranges of each changed
+# entity (at most 65,536 short rows).
+RANGE_BITS = 16
 
 
 def key_range(key: str) -> int:
-    """The key range of a key text: the first three hex digits of its SHA-256, 0 to 4095."""
+    """The key range of a key text: the first four hex digits of its SHA-256, 0 to 65535."""
     digest = hashlib.sha256(key.encode("utf-8")).digest()
     return int.from_bytes(digest[:2], "big") >> (16 - RANGE_BITS)
 
 
 def range_name(key_range_: int) -> str:
-    return f"{key_range_:03x}"
+    return f"{key_range_:04x}"
 
 
 class RangeHash(NamedTuple):

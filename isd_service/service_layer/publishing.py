@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from isd_service.adapters import key_ranges, repository
+from isd_service.adapters import database, key_ranges, repository
 from isd_service.adapters.orm import Release, Version
 from isd_service.domain.catalogue import Catalogue, EntityDef, catalogue_changes
 from isd_service.domain.errors import Conflict
@@ -23,6 +23,8 @@ from isd_service.service_layer import audit, relations, webhooks
 from isd_service.service_layer.unit_of_work import UnitOfWork, VersionPublished
 
 MAX_VERSION = 2**31 - 1
+# A set this large changes the tables' statistics: refresh them (database.refresh_statistics).
+BULK_CHANGES = 50_000
 
 
 class PublishRefused(Conflict):
@@ -48,9 +50,18 @@ def publish(
     Readers see all of N or nothing: rows, manifest and the emptied draft commit together.
     """
     with uow.transaction() as session:
-        return publish_in(uow, session, actor=actor, organisation=organisation,
-                          version=version, go_live_date=go_live_date, force=force,
-                          release=repository.frozen_release(session))
+        release = repository.frozen_release(session)
+        staged = repository.count_staged(session, release.id if release else None)
+        row = publish_in(uow, session, actor=actor, organisation=organisation,
+                         version=version, go_live_date=go_live_date, force=force,
+                         release=release, staged=staged)
+    if staged >= BULK_CHANGES:
+        # The set's rows are gone from the staging table, dead until vacuumed: later loads
+        # and publications would otherwise scan them, and plan by their count.
+        with uow.transaction(lock=False) as session:
+            database.refresh_statistics(session, ["record", "record_range"],
+                                        vacuum=["staged_change"])
+    return row
 
 
 def check_publishable(session: Session, *, release: Release | None, version: int | None,
@@ -85,11 +96,12 @@ def publish_in(
     go_live_date: date | None,
     force: bool,
     release: Release | None,
+    staged: int | None = None,
 ) -> Version:
     """The publication itself, inside ``uow``'s open transaction.
 
     ``release``: publish that release's frozen set (and mark it published) instead of the
-    open draft.
+    open draft. ``staged``: the set's size, when the caller has counted it.
     """
     latest = repository.latest_version(session)
     if release is not None:
@@ -102,6 +114,10 @@ def publish_in(
         what = f"release {release.id}'s frozen set" if release else "the draft"
         raise PublishRefused(f"{what} is empty: nothing to publish (use force to "
                              "publish an unchanged version)")
+    if staged is None:
+        staged = repository.count_staged(session, frozen_for)
+    if staged >= BULK_CHANGES:  # plan the statements below by the set's real size
+        database.refresh_statistics(session, ["staged_change"])
     changed = repository.staged_entities(session, frozen_for)
     old_catalogue = Catalogue.from_list(latest.catalogue) if latest else Catalogue([])
     redefined = {c["entity"] for c in catalogue_changes(old_catalogue, catalogue)}

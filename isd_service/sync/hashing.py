@@ -28,8 +28,8 @@ def project(field_ids: list[str], record: dict[str, Any]) -> dict[str, Any]:
 
 
 def key_range(key: str) -> str:
-    """A key's range (rule 2): the first three hex digits of the SHA-256 of its key text."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:3]
+    """A key's range (rule 2): the first four hex digits of the SHA-256 of its key text."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:4]
 
 
 def _lines_sha256(field_ids: list[str], key_fields: list[str],

@@ -21,9 +21,9 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# domain.records.key_range: the first three hex digits of the key's SHA-256.
-PG_KEY_RANGE = ("('x' || substr(encode(sha256(convert_to(key, 'UTF8')), 'hex'), 1, 3))"
-                "::bit(12)::integer")
+# domain.records.key_range: the first four hex digits of the key's SHA-256.
+PG_KEY_RANGE = ("('x' || substr(encode(sha256(convert_to(key, 'UTF8')), 'hex'), 1, 4))"
+                "::bit(16)::integer")
 LIVE = "valid_to IS NULL"
 
 
