@@ -25,20 +25,35 @@ from typing import Any
 from sqlalchemy import create_engine, make_url, text
 
 from isd_service import PROJECT_ROOT
-from isd_service.adapters.repository import get_version, iter_snapshot, rows_between
+from isd_service.adapters.repository import (
+    get_version,
+    iter_snapshot,
+    rows_between,
+    working_catalogue,
+)
 from isd_service.domain.delta import net_changes
 from isd_service.domain.formats import InputFile
 from isd_service.entrypoints.app import create_app
 from isd_service.entrypoints.cli.database import upgrade_database
 from isd_service.entrypoints.flask_db import uow
+from isd_service.service_layer.catalogue import set_relations
 from isd_service.service_layer.drafts import load
 from isd_service.service_layer.publishing import publish
+from isd_service.service_layer.unit_of_work import UnitOfWork
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
+
+
+def without_relations(unit: UnitOfWork) -> None:
+    """Remove the catalogue's declared relations: synthetic versions (isd bench generate)
+    draw every key at random, so their records do not meet the real MDD's relations."""
+    for eid, entity in working_catalogue(unit.session).entities.items():
+        if entity.foreign_keys:
+            set_relations(unit, eid, [], actor="bench", organisation=None)
 
 
 def files_of(folder: Path) -> list[InputFile]:

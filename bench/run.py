@@ -28,6 +28,7 @@ import argparse
 import http.client
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -44,7 +45,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from load_publish import copy_baseline, files_of, fresh_postgres, full_diff, timed
+from load_publish import (
+    copy_baseline,
+    files_of,
+    fresh_postgres,
+    full_diff,
+    timed,
+    without_relations,
+)
 from load_publish import run as run_real_mdd
 
 from isd_service import PROJECT_ROOT
@@ -90,6 +98,7 @@ def load_and_publish(url: str, folders: list[Path], first: int) -> dict[str, Any
         upgrade_database(app)
         unit = uow()
         db = unit.session
+        without_relations(unit)
         for i, folder in enumerate(folders):
             files = files_of(folder)
             before_mib = high_water_mib()
@@ -106,7 +115,8 @@ def load_and_publish(url: str, folders: list[Path], first: int) -> dict[str, Any
                 out.update(files=files, load_s=load_s, publish_s=pub_s,
                            records=version.record_count)
             else:
-                out.update(changes=record.inserted + record.updated + record.deleted)
+                out.update(changes=record.inserted + record.updated + record.deleted,
+                           publish_changes_s=pub_s)
         if len(folders) > 1:
             old = get_version(db, first + len(folders) - 2)
             new = get_version(db, first + len(folders) - 1)
@@ -371,10 +381,15 @@ def main() -> None:
                 (f"load {n:,} synthetic records (PostgreSQL)",
                  f"{found['load_s']:.1f} s, {n / found['load_s']:,.0f} records/s; COPY of the "
                  f"same rows {copy_s:.1f} s: load is {found['load_s'] / copy_s:.1f}x COPY "
-                 f"(target within 5x); the process's peak RSS rose from "
-                 f"{found['peak_before']:,.0f} to {found['load_peak']:,.0f} MiB during it"),
+                 f"(target within 8x); the process's peak RSS rose from "
+                 f"{found['peak_before']:,.0f} to {found['load_peak']:,.0f} MiB during it "
+                 f"(target at most 1 GiB)"),
                 (f"publish {n:,} records (PostgreSQL)",
                  f"{found['publish_s']:.1f} s" + (" (target < 60 s)" if n <= 1_000_000 else "")),
+                (f"publish {found['changes']:,} changes on the {n:,}-record store (PostgreSQL)",
+                 f"{found['publish_changes_s']:.2f} s, "
+                 f"{found['publish_changes_s'] / found['publish_s']:.3f}x the first "
+                 f"publication (target at most 10 s)"),
                 (f"delta on a {n:,}-record store ({found['delta_count']} changes)",
                  f"{found['delta_s'] * 1000:.0f} ms, {found['diff_s'] / found['delta_s']:.0f}x "
                  f"faster than diffing both snapshots ({found['diff_s']:.1f} s); "
@@ -390,18 +405,34 @@ def main() -> None:
         step(results, "web: gunicorn vs nginx, memory, latest", lambda: web_benchmarks(
             args.pg, 2, tmp))
     finished = datetime.now(UTC)
+    old = args.results.read_text(encoding="utf-8") if args.results.exists() else ""
+    before, when = previous_results(old)
     lines = ["# Benchmark results", "",
              f"`python bench/run.py --records {' '.join(map(str, sorted(args.records)))} "
              f"--small {args.small}`, "
              f"{started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC.", "",
-             f"Machine: {machine()}.", "", "| measure | result |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in results]
+             f"Machine: {machine()}.", "",
+             f"| measure | result | previous run{f' ({when})' if when else ''} |",
+             "|---|---|---|"]
+    lines += [f"| {k} | {v} | {before.get(k, '-')} |" for k, v in results]
     # The written notes (what the figures mean, what limits them) outlive a new run.
-    old = args.results.read_text(encoding="utf-8") if args.results.exists() else ""
     notes = old[old.index(NOTES):] if NOTES in old else ""
     args.results.write_text("\n".join(lines) + "\n" + (f"\n{notes}" if notes else ""),
                             encoding="utf-8")
     print(f"written to {args.results}")
+
+
+def previous_results(text: str) -> tuple[dict[str, str], str]:
+    """The previous run's figures by measure (its first table) and when it ran, so that the
+    new table shows them side by side."""
+    head = text.split(NOTES)[0]
+    found = re.search(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}) to", head)
+    figures = {}
+    for line in head.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 2 and cells[0] not in ("measure", "---"):
+            figures[cells[0]] = cells[1]
+    return figures, found.group(1) if found else ""
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from isd_service.domain.records import key_range
 
 
 def sqlite_url(instance_path: str) -> str:
@@ -29,11 +32,32 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            # SQLite has no SHA-256: the key range of rows it writes comes from the domain's
+            # own function (PostgreSQL computes it in SQL: repository.key_range_sql).
+            dbapi_conn.create_function("isd_key_range", 1, key_range, deterministic=True)
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def refresh_statistics(session: Session, tables: Sequence[str], *,
+                       vacuum: Sequence[str] = ()) -> None:
+    """After a bulk change, on PostgreSQL: ANALYZE ``tables`` (inside the session's
+    transaction: the statements that follow plan with the new sizes), and with ``vacuum``
+    (its own connection, outside any transaction, as VACUUM must be) reclaim the dead rows a
+    bulk delete left. Autovacuum does both in time, where it is on; a publication does not
+    wait for it."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in tables:
+        session.execute(text(f"ANALYZE {table}"))
+    if vacuum:
+        engine = session.get_bind().engine
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in vacuum:
+                conn.execute(text(f"VACUUM (ANALYZE) {table}"))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

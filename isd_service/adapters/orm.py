@@ -127,15 +127,43 @@ class Record(Base):
     data: Mapped[str] = mapped_column(Text)
     valid_from: Mapped[int] = mapped_column(Integer)
     valid_to: Mapped[int | None] = mapped_column(Integer)
+    # domain.records.key_range(key), computed by the database as rows are written
+    # (repository.key_range_sql): publication re-hashes a range from these rows alone.
+    key_range: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
         # Snapshots and history walk an entity in key order.
         Index("ix_record_entity_key", "entity_id", "key", "valid_from"),
+        # Publication reads the live rows of the ranges a change touched, range by range in
+        # key order.
+        Index("ix_record_live_range", "entity_id", "key_range", "key",
+              sqlite_where=text("valid_to IS NULL"), postgresql_where=text("valid_to IS NULL")),
         # A delta only reads rows that started or ended between its two versions.
         Index("ix_record_entity_valid_from", "entity_id", "valid_from"),
         Index("ix_record_entity_valid_to", "entity_id", "valid_to"),
         # At most one live row per key: the row the next publication closes.
         Index("uq_record_live_key", "entity_id", "key", unique=True,
+              sqlite_where=text("valid_to IS NULL"), postgresql_where=text("valid_to IS NULL")),
+    )
+
+
+class RecordRange(Base):
+    """One key range of an entity (domain.records.RangeHash), as it stands in versions
+    valid_from <= v < valid_to; only versions published under hash rule 2 have them."""
+
+    __tablename__ = "record_range"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entity_id: Mapped[str] = mapped_column(String(63))
+    key_range: Mapped[int] = mapped_column(Integer)
+    records: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    valid_from: Mapped[int] = mapped_column(Integer)
+    valid_to: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_record_range_entity", "entity_id", "key_range", "valid_from"),
+        Index("uq_record_range_live", "entity_id", "key_range", unique=True,
               sqlite_where=text("valid_to IS NULL"), postgresql_where=text("valid_to IS NULL")),
     )
 
@@ -216,6 +244,9 @@ class Version(Base):
     catalogue: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     published_by: Mapped[str] = mapped_column(String(200))
     organisation: Mapped[str | None] = mapped_column(String(20))
+    # The rule its entities' sha256 follow (domain.records): 1 for versions published before
+    # key ranges existed, whose hashes stay as published; 2 since.
+    hash_rule: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
 class ApiToken(Base):

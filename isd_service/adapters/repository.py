@@ -32,6 +32,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import Text
 
+from isd_service.adapters.key_ranges import key_range_sql
 from isd_service.adapters.orm import (
     FIELD_INDEX_PREFIX,
     CatalogueEntity,
@@ -232,6 +233,14 @@ def live_rows(session: Session, entity_id: str) -> Rows:
 def has_live_rows(session: Session, entity_id: str) -> bool:
     stmt = select(Record.id).where(Record.entity_id == entity_id, Record.valid_to.is_(None))
     return session.execute(stmt.limit(1)).first() is not None
+
+
+def rows_changed(session: Session, entity_id: str, old: int, new: int) -> bool:
+    """Whether any of an entity's rows started or ended in (old, new]: whether it changed."""
+    stmt = select(Record.id).where(Record.entity_id == entity_id, or_(
+        and_(Record.valid_from > old, Record.valid_from <= new),
+        and_(Record.valid_to > old, Record.valid_to <= new))).limit(1)
+    return session.execute(stmt).first() is not None
 
 
 def rows_between(session: Session, entity_id: str, old: int,
@@ -442,9 +451,9 @@ def apply_staged(session: Session, number: int, frozen_for: int | None = None) -
     session.execute(update(Record).where(Record.valid_to.is_(None), touched)
                     .values(valid_to=number).execution_options(synchronize_session=False))
     session.execute(insert(Record).from_select(
-        ["entity_id", "key", "data", "valid_from"],
+        ["entity_id", "key", "data", "valid_from", "key_range"],
         select(StagedChange.entity_id, StagedChange.key, StagedChange.data,
-               literal(number, Integer()))
+               literal(number, Integer()), key_range_sql(session, StagedChange.key))
         .where(StagedChange.op == "upsert", chosen)))
     session.execute(delete(StagedChange).where(chosen))
 

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from isd_service.domain.moments import iso_utc
+from isd_service.domain.records import KEY_ORDER_RULE
 
 
 class PublishedVersion(Protocol):
@@ -24,6 +25,7 @@ class PublishedVersion(Protocol):
     record_count: int
     entities: dict[str, Any]
     catalogue: list[dict[str, Any]]
+    hash_rule: int
 
 
 class LoadRecord(Protocol):
@@ -48,6 +50,10 @@ def manifest(version: PublishedVersion,
         "record_count": version.record_count,
         "entities": version.entities,
     }
+    if version.hash_rule != KEY_ORDER_RULE:
+        # Said only when it is not rule 1, so that the manifests published before rule 2
+        # existed keep their bytes (and their downloads' hashes).
+        out["hash_rule"] = version.hash_rule
     if loads is not None:
         out["loads"] = [{"id": ld.id, "created_at": iso_utc(ld.created_at),
                          "actor": ld.actor, "organisation": ld.organisation,

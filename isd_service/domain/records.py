@@ -8,21 +8,28 @@ These forms are the contract that makes deltas exact and hashes checkable by any
 - stored data: JSON of the record's non-null values, keys sorted, no whitespace, so that two
   records are equal exactly when their stored texts are;
 - hashed line: JSON of the record projected on its version's catalogue (every field, null for
-  no value), keys sorted, no whitespace, UTF-8, followed by a newline. An entity's sha256 is
-  over its hashed lines in key order.
+  no value), keys sorted, no whitespace, UTF-8, followed by a newline;
+- key range: the first four hex digits of the SHA-256 of the key text (UTF-8), 0 to 65535.
+  An entity's sha256 composes its ranges' (rule 2, ``ranges_hash``), so a publication
+  re-hashes only the ranges its changes touch and a holder of a damaged copy can
+  tell which range differs. Versions published before rule 2 keep their rule-1 hashes: over
+  all hashed lines in key order (``entity_hash``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, NamedTuple
 
 from isd_service.domain.catalogue import EntityDef
 
 KEY_SEPARATOR = "\x1f"
+# Hash rules a version may be published under (see the module's docstring).
+KEY_ORDER_RULE = 1
+KEY_RANGES_RULE = 2
 
 
 def key_text(entity: EntityDef, record: dict[str, Any]) -> str:
@@ -114,6 +121,76 @@ def entity_hash(entity: EntityDef, data_in_key_order: Iterable[str]) -> tuple[in
         batch.append("")
         digest.update("\n".join(batch).encode("utf-8"))
     return count, digest.hexdigest()
+
+
+# 65,536 ranges: a publication re-hashes the ranges its changes touch (under a hundred records
+# each while an entity holds fewer than six million) and composes the ranges of each changed
+# entity (at most 65,536 short rows).
+RANGE_BITS = 16
+
+
+def key_range(key: str) -> int:
+    """The key range of a key text: the first four hex digits of its SHA-256, 0 to 65535."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:2], "big") >> (16 - RANGE_BITS)
+
+
+def range_name(key_range_: int) -> str:
+    return f"{key_range_:04x}"
+
+
+class RangeHash(NamedTuple):
+    """One key range of an entity: how many records it holds and the sha256 of their hashed
+    lines in key order."""
+
+    key_range: int
+    records: int
+    sha256: str
+
+
+def range_hashes(entity: EntityDef,
+                 rows_in_range_order: Iterable[tuple[int, str]]) -> Iterator[RangeHash]:
+    """Hash ranges from (key range, stored data) rows ordered by range, then key."""
+    line = projected_json(entity, sort_keys=True)
+    current: int | None = None
+    lines: list[str] = []
+    for rng, data in rows_in_range_order:
+        if rng != current:
+            if current is not None:
+                yield _range_hash(current, lines)
+            current, lines = rng, []
+        lines.append(line(data))
+    if current is not None:
+        yield _range_hash(current, lines)
+
+
+def _range_hash(rng: int, lines: list[str]) -> RangeHash:
+    lines.append("")
+    return RangeHash(rng, len(lines) - 1,
+                     hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest())
+
+
+def ranges_hash(ranges: Iterable[RangeHash]) -> tuple[int, str]:
+    """Count and hash an entity from its ranges (rule 2): sha256 over the text
+    ``<range> <records> <range sha256>\\n`` of every range that holds a record, in range order.
+    """
+    count = 0
+    text: list[str] = []
+    for r in sorted(ranges, key=lambda r: r.key_range):
+        if r.records:
+            count += r.records
+            text.append(f"{range_name(r.key_range)} {r.records} {r.sha256}\n")
+    return count, hashlib.sha256("".join(text).encode("utf-8")).hexdigest()
+
+
+def entity_hash_by_rule(entity: EntityDef, rule: int,
+                        rows_in_key_order: Iterable[tuple[str, str]]) -> tuple[int, str]:
+    """Count and hash an entity's (key text, stored data) rows, in key order, by ``rule``."""
+    if rule == KEY_ORDER_RULE:
+        return entity_hash(entity, (data for _key, data in rows_in_key_order))
+    rows = sorted(((key_range(key), key, data) for key, data in rows_in_key_order),
+                  key=lambda r: (r[0], r[1]))
+    return ranges_hash(range_hashes(entity, ((rng, data) for rng, _key, data in rows)))
 
 
 def snapshot_hash(entity_hashes: dict[str, str], catalogue_sha256: str) -> str:

@@ -17,7 +17,7 @@ from isd_service.adapters.orm import Version
 from isd_service.domain.catalogue import Catalogue
 from isd_service.domain.errors import Conflict
 from isd_service.domain.formats import InputFile
-from isd_service.domain.records import entity_hash
+from isd_service.domain.records import entity_hash_by_rule
 from isd_service.domain.validation import LoadRejected
 from isd_service.service_layer.drafts import Progress, load_in, read_files
 from isd_service.service_layer.publishing import publish_in
@@ -75,7 +75,8 @@ def _compare(session: Session, version: Version, files: list[InputFile]) -> Impo
         raise LoadRejected(problems)
     records = 0
     for v in validated:
-        count, digest = entity_hash(v.entity, (v.data[key] for key in sorted(v.data)))
+        count, digest = entity_hash_by_rule(v.entity, version.hash_rule,
+                                            ((key, v.data[key]) for key in sorted(v.data)))
         records += count
         if digest != version.entities[v.entity.id]["sha256"]:
             raise ImportRefused(

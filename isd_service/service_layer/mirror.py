@@ -24,6 +24,8 @@ from isd_service.adapters.download_files import Built
 from isd_service.adapters.orm import Version
 from isd_service.domain import delta_chain
 from isd_service.domain.manifest import manifest
+from isd_service.domain.records import KEY_RANGES_RULE
+from isd_service.service_layer import hashes
 from isd_service.service_layer.downloads import API, Downloads, Streamed, version_manifest
 
 DELTA_NAME = re.compile(r"^(0|[1-9][0-9]{0,9})-([1-9][0-9]{0,9})\.(json|ndjson)$")
@@ -56,6 +58,20 @@ def manifest_bytes(downloads: Downloads, version: Version, loads: list[Any]) -> 
 def catalogue_bytes(version: Version) -> bytes:
     """versions/{n}/catalogue.json: the catalogue version n was published with."""
     return encode_json({"version": version.number, "entities": version.catalogue})
+
+
+def ranges_bytes(session: Session, version: Version, entity_id: str) -> bytes:
+    """versions/{n}/ranges/{entity}.json: an entity's key ranges (hash rule 2)."""
+    return encode_json(hashes.ranges(session, version, entity_id))
+
+
+def ranges_files(session: Session, version: Version) -> list[StaticFile]:
+    """Each entity's ranges file, for a version hashed by rule 2 (others have none)."""
+    if version.hash_rule != KEY_RANGES_RULE:
+        return []
+    return [StaticFile.of_bytes(f"{API}/versions/{version.number}/ranges/{eid}.json",
+                                ranges_bytes(session, version, eid))
+            for eid in sorted(version.entities)]
 
 
 def latest_bytes(version: Version) -> bytes:
@@ -111,9 +127,10 @@ class Target(Protocol):
         """Write one file, whole or not at all."""
 
 
-def version_files(downloads: Downloads, version: Version, loads: list[Any]) -> list[StaticFile]:
-    """Every immutable file of a version: its listed downloads, SHA256SUMS, the manifest and
-    the catalogue (the manifest last: it names the others)."""
+def version_files(session: Session, downloads: Downloads, version: Version,
+                  loads: list[Any]) -> list[StaticFile]:
+    """Every immutable file of a version: its listed downloads, SHA256SUMS, the catalogue,
+    its entities' key ranges and the manifest (last: it names the others)."""
     folder = f"{API}/versions/{version.number}"
     files = []
     for entry, built, name in downloads.listed(version):
@@ -124,6 +141,7 @@ def version_files(downloads: Downloads, version: Version, loads: list[Any]) -> l
             files.append(StaticFile.of_built(f"{folder}/mdd/{name[:-len(suffix)]}.csv", built))
     files.append(StaticFile.of_built(f"{folder}/SHA256SUMS", downloads.sums(version)))
     files.append(StaticFile.of_bytes(f"{folder}/catalogue.json", catalogue_bytes(version)))
+    files += ranges_files(session, version)
     files.append(StaticFile.of_bytes(f"{folder}/manifest.json",
                                      manifest_bytes(downloads, version, loads)))
     return files
@@ -184,7 +202,8 @@ def write_mirror(session: Session, downloads_root: Path, target: Target, *,
         versions[position] = version
         if progress:
             progress(f"version {version.number}")
-        copy(version_files(downloads, version, repository.loads_of(session, version.number)))
+        copy(version_files(session, downloads, version,
+                           repository.loads_of(session, version.number)))
         for a in sorted(ends.get(position, [])):
             old = versions.get(a) or _version(session, numbers[a])
             copy(delta_files(downloads, old, version))

@@ -8,16 +8,23 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from isd_service.adapters import repository
+from isd_service.adapters import database, key_ranges, repository
 from isd_service.adapters.orm import Release, Version
-from isd_service.domain.catalogue import Catalogue, catalogue_changes
+from isd_service.domain.catalogue import Catalogue, EntityDef, catalogue_changes
 from isd_service.domain.errors import Conflict
 from isd_service.domain.lifecycle import ReleaseState
-from isd_service.domain.records import entity_hash, snapshot_hash
+from isd_service.domain.records import (
+    KEY_RANGES_RULE,
+    range_hashes,
+    ranges_hash,
+    snapshot_hash,
+)
 from isd_service.service_layer import audit, relations, webhooks
 from isd_service.service_layer.unit_of_work import UnitOfWork, VersionPublished
 
 MAX_VERSION = 2**31 - 1
+# A set this large changes the tables' statistics: refresh them (database.refresh_statistics).
+BULK_CHANGES = 50_000
 
 
 class PublishRefused(Conflict):
@@ -43,9 +50,18 @@ def publish(
     Readers see all of N or nothing: rows, manifest and the emptied draft commit together.
     """
     with uow.transaction() as session:
-        return publish_in(uow, session, actor=actor, organisation=organisation,
-                          version=version, go_live_date=go_live_date, force=force,
-                          release=repository.frozen_release(session))
+        release = repository.frozen_release(session)
+        staged = repository.count_staged(session, release.id if release else None)
+        row = publish_in(uow, session, actor=actor, organisation=organisation,
+                         version=version, go_live_date=go_live_date, force=force,
+                         release=release, staged=staged)
+    if staged >= BULK_CHANGES:
+        # The set's rows are gone from the staging table, dead until vacuumed: later loads
+        # and publications would otherwise scan them, and plan by their count.
+        with uow.transaction(lock=False) as session:
+            database.refresh_statistics(session, ["record", "record_range"],
+                                        vacuum=["staged_change"])
+    return row
 
 
 def check_publishable(session: Session, *, release: Release | None, version: int | None,
@@ -80,11 +96,12 @@ def publish_in(
     go_live_date: date | None,
     force: bool,
     release: Release | None,
+    staged: int | None = None,
 ) -> Version:
     """The publication itself, inside ``uow``'s open transaction.
 
     ``release``: publish that release's frozen set (and mark it published) instead of the
-    open draft.
+    open draft. ``staged``: the set's size, when the caller has counted it.
     """
     latest = repository.latest_version(session)
     if release is not None:
@@ -97,18 +114,29 @@ def publish_in(
         what = f"release {release.id}'s frozen set" if release else "the draft"
         raise PublishRefused(f"{what} is empty: nothing to publish (use force to "
                              "publish an unchanged version)")
+    if staged is None:
+        staged = repository.count_staged(session, frozen_for)
+    if staged >= BULK_CHANGES:  # plan the statements below by the set's real size
+        database.refresh_statistics(session, ["staged_change"])
     changed = repository.staged_entities(session, frozen_for)
     old_catalogue = Catalogue.from_list(latest.catalogue) if latest else Catalogue([])
-    changed |= {c["entity"] for c in catalogue_changes(old_catalogue, catalogue)}
+    redefined = {c["entity"] for c in catalogue_changes(old_catalogue, catalogue)}
+    changed |= redefined
     repository.apply_staged(session, number, frozen_for)
     # The whole version, the changes applied; a refusal rolls the transaction back.
     relations.check_version(session, catalogue, number, changed if latest else None)
+    # Hashes of the latest version are reused only where they follow the same rule.
+    ranged: dict[str, Any] = (latest.entities if latest is not None
+                              and latest.hash_rule == KEY_RANGES_RULE else {})
     entities: dict[str, Any] = {}
     for eid, entity in catalogue.entities.items():
-        if latest is not None and eid not in changed and eid in latest.entities:
-            entities[eid] = latest.entities[eid]
+        if eid in ranged and eid not in changed:
+            entities[eid] = ranged[eid]
             continue
-        count, digest = entity_hash(entity, repository.snapshot_data(session, eid, number))
+        # Only the ranges the changes touched, unless every line's bytes may have moved
+        # (a new or redefined entity, or the first version under rule 2).
+        partial = eid in ranged and eid not in redefined
+        count, digest = _rehash(session, entity, number, partial=partial)
         entities[eid] = {"records": count, "sha256": digest}
     catalogue_sha = catalogue.sha256()
     row = Version(
@@ -118,7 +146,7 @@ def publish_in(
         catalogue_sha256=catalogue_sha,
         record_count=sum(v["records"] for v in entities.values()),
         entities=entities, catalogue=catalogue.to_list(),
-        published_by=actor, organisation=organisation)
+        published_by=actor, organisation=organisation, hash_rule=KEY_RANGES_RULE)
     session.add(row)
     repository.assign_loads(session, number, frozen_for)
     if release is not None:
@@ -130,6 +158,26 @@ def publish_in(
     notices = webhooks.queue_notices(session, row, uow.settings)
     uow.announce(VersionPublished(number, webhook_notices=notices))
     return row
+
+
+def _rehash(session: Session, entity: EntityDef, number: int, *,
+            partial: bool) -> tuple[int, str]:
+    """Count and hash an entity of version ``number`` (rule 2) and keep its ranges: with
+    ``partial``, re-hash only the ranges the version's changes touched; the cost then follows
+    the changes, not the entity."""
+    eid = entity.id
+    old = key_ranges.live_ranges(session, eid)
+    touched = key_ranges.touched(session, eid, number) if partial else None
+    rows = key_ranges.live_rows(session, eid, only=touched)
+    new = {r.key_range: r for r in range_hashes(entity, rows)}
+    looked_at = touched if touched is not None else set(old) | set(new)
+    emptied = {rng for rng in looked_at if rng in old and rng not in new}
+    key_ranges.save(session, eid, number,
+                    [r for rng, r in new.items() if old.get(rng) != r], emptied)
+    now = {**old, **new}
+    for rng in emptied:
+        del now[rng]
+    return ranges_hash(now.values())
 
 
 def _next_number(latest: Version | None, requested: int | None) -> int:

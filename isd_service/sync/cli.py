@@ -16,7 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     pull = sub.add_parser("pull", help="bring the local copy to the latest (or given) version")
     status = sub.add_parser("status", help="the version held, and whether a newer one exists")
-    for p in (pull, status):
+    verify = sub.add_parser(
+        "verify", help="check the local copy against its version's hashes; name the entities "
+                       "and key ranges that differ")
+    for p in (pull, status, verify):
         p.add_argument("--server", required=True,
                        help="the service's base URL, or a static mirror's (isd mirror)")
         p.add_argument("--dir", required=True, type=Path, help="folder of the local copy")
@@ -35,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             note = "up to date" if info["up_to_date"] else f"version {info['latest']} is available"
             print(f"held: {held}; latest on the server: {info['latest']} ({note})")
             return 0
+        if args.command == "verify":
+            return _verify(args.server, args.dir)
         progress = client.terminal_progress()
         result = client.pull(args.server, args.dir, fmt=args.format, version=args.version,
                              progress=progress)
@@ -53,3 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"version {result.version}: {result.mode} applied ({result.changes} records"
               f"{'' if result.previous is None else f' from {result.previous}'}{hops})")
     return 0
+
+
+def _verify(server: str, root: Path) -> int:
+    version, damaged = client.check(server, root)
+    if not damaged:
+        print(f"version {version}: the local copy verifies")
+        return 0
+    for d in damaged:
+        ranges = f": {', '.join(d.ranges)}" if d.ranges else ""
+        print(f"version {version}: entity {d.entity} does not verify: {d.detail}{ranges}")
+    print(f"isd-sync: the local copy is damaged; remove {root / local.CURRENT} and pull to "
+          "download it again", file=sys.stderr)
+    return 1

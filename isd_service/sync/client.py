@@ -169,6 +169,7 @@ def _pull(server: Server, server_url: str, root: Path, fmt: str | None, version:
         key_fields: list[str] = entity["key"]
         records[entity["id"]].sort(key=lambda r: hashing.key_text(key_fields, r))
     new_state = {"version": number, "server": server_url, "sha256": target["sha256"],
+                 "hash_rule": hash_rule(target),
                  "catalogue_sha256": target["catalogue_sha256"],
                  "go_live_date": target.get("go_live_date"), "entities": entities,
                  "catalogue": catalogue}
@@ -277,9 +278,11 @@ def verify(manifest: dict[str, Any], catalogue: list[dict[str, Any]],
                         f"those of its manifest")
     hashes: dict[str, str] = {}
     entities: dict[str, Any] = {}
+    rule = hash_rule(manifest)
     for eid, entity in defs.items():
         ids = [f["id"] for f in entity["fields"]]
-        count, digest = hashing.entity_sha256(ids, entity["key"], records.get(eid, []))
+        count, digest = hashing.entity_sha256(ids, entity["key"], records.get(eid, []),
+                                              rule)
         expected = manifest["entities"][eid]
         if count != expected["records"] or digest != expected["sha256"]:
             raise SyncError(
@@ -291,6 +294,60 @@ def verify(manifest: dict[str, Any], catalogue: list[dict[str, Any]],
     if hashing.version_sha256(manifest["catalogue_sha256"], hashes) != manifest["sha256"]:
         raise SyncError(f"version {manifest['version']}: the version's sha256 does not verify")
     return entities
+
+
+def hash_rule(manifest: dict[str, Any]) -> int:
+    """The rule a version's hashes follow: a manifest says it unless it is rule 1."""
+    rule = manifest.get("hash_rule", 1)
+    if rule not in (1, 2):
+        raise SyncError(f"version {manifest['version']} uses hash rule {rule}, which this "
+                        "isd-sync does not know: upgrade it")
+    return int(rule)
+
+
+@dataclass
+class Damage:
+    """An entity of the local copy that does not verify, and where (rule 2: which ranges)."""
+
+    entity: str
+    detail: str
+    ranges: list[str]
+
+
+def check(server_url: str, root: Path) -> tuple[int, list[Damage]]:
+    """Verify the local copy against its own state; for each entity that does not verify
+    under rule 2, compare its ranges with the server's to say which ones differ."""
+    state = local.read_state(root)
+    if state is None:
+        raise SyncError(f"{root} holds no local copy")
+    try:
+        records = local.read_records(root, state)
+    except (OSError, ValueError, KeyError) as exc:
+        raise SyncError(f"the local copy of version {state['version']} cannot be read "
+                        f"({exc}); remove {root / local.CURRENT} and pull again") from None
+    defs = local.fields_of(state["catalogue"])
+    rule = hash_rule(state)
+    damaged: list[Damage] = []
+    for eid, entity in defs.items():
+        ids = [f["id"] for f in entity["fields"]]
+        held = records.get(eid, [])
+        count, digest = hashing.entity_sha256(ids, entity["key"], held, rule)
+        expected = state["entities"][eid]
+        if (count, digest) == (expected["records"], expected["sha256"]):
+            continue
+        if rule == 1:
+            damaged.append(Damage(eid, f"{count} records with sha256 {digest}, version "
+                                       f"{state['version']} has {expected['records']} with "
+                                       f"{expected['sha256']} (hash rule 1: no ranges to "
+                                       "narrow it down)", []))
+            continue
+        served = Server(server_url).json(f"/versions/{state['version']}/ranges/{eid}.json")
+        theirs = {r["range"]: (r["records"], r["sha256"]) for r in served["ranges"]}
+        ours = hashing.range_sha256s(ids, entity["key"], held)
+        differ = sorted(rng for rng in set(theirs) | set(ours) if theirs.get(rng) != ours.get(rng))
+        damaged.append(Damage(eid, f"{len(differ)} of {len(theirs)} key ranges differ from "
+                                   f"version {state['version']}", differ))
+    return state["version"], damaged
 
 
 def terminal_progress() -> Progress | None:

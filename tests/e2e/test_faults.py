@@ -10,8 +10,6 @@ the commit; other runs are killed after a delay, wherever they are.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -29,6 +27,7 @@ from sqlalchemy import select
 from isd_service import PROJECT_ROOT
 from isd_service.adapters.orm import Base
 from isd_service.entrypoints.flask_db import database
+from tests import hash_rule
 from tests.conftest import MDD_DIR, Rows, mdd_files, restore, saved_rows
 
 pytestmark = pytest.mark.mdd
@@ -91,13 +90,11 @@ def verify(client: FlaskClient, number: int) -> dict[str, Any]:
     manifest = client.get(f"{API}/versions/{number}").get_json()
     snapshot = client.get(f"{API}/versions/{number}/snapshot?format=json").get_json()
     assert set(snapshot["entities"]) == set(manifest["entities"])
+    catalogue = client.get(f"{API}/catalogue?version={number}").get_json()["entities"]
+    keys = {e["id"]: e["key"] for e in catalogue}
     for eid, records in snapshot["entities"].items():
-        digest = hashlib.sha256()
-        for record in records:
-            digest.update(json.dumps(record, sort_keys=True, separators=(",", ":"),
-                                     ensure_ascii=False).encode() + b"\n")
-        assert manifest["entities"][eid] == {"records": len(records),
-                                             "sha256": digest.hexdigest()}, (number, eid)
+        assert manifest["entities"][eid] == hash_rule.entity_hash(
+            records, keys[eid], manifest.get("hash_rule", 1)), (number, eid)
     return manifest
 
 

@@ -21,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from isd_service import PROJECT_ROOT
+from tests import hash_rule
 from tests.conftest import (
     MDD_VERSIONS,
     database_of,
@@ -202,22 +203,16 @@ def test_mdd_csv_export_is_the_source_file(client: FlaskClient, version: int) ->
 def test_manifest_hashes_are_the_documented_hash_of_the_snapshot(client: FlaskClient) -> None:
     for version in (370, 374):
         manifest = client.get(f"/api/v1/versions/{version}").get_json()
+        assert manifest["hash_rule"] == 2
         entities = snapshot(client, version)
+        catalogue = client.get(f"/api/v1/catalogue?version={version}").get_json()["entities"]
+        keys = {e["id"]: e["key"] for e in catalogue}
         hashes = {}
         for eid, records in entities.items():
-            digest = hashlib.sha256()
-            for record in records:  # served in key order, which the hash is defined over
-                digest.update(json.dumps(record, sort_keys=True, separators=(",", ":"),
-                                         ensure_ascii=False).encode() + b"\n")
-            hashes[eid] = digest.hexdigest()
-            assert manifest["entities"][eid]["sha256"] == hashes[eid], eid
-        catalogue = client.get(f"/api/v1/catalogue?version={version}").get_json()["entities"]
-        catalogue_sha = hashlib.sha256(json.dumps(
-            catalogue, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        ).hexdigest()
-        lines = f"catalogue {catalogue_sha}\n" + "".join(
-            f"{eid} {hashes[eid]}\n" for eid in sorted(hashes))
-        assert manifest["sha256"] == hashlib.sha256(lines.encode()).hexdigest()
+            # Served in key order; rule 2 composes the sha256 of the entity's key ranges.
+            assert manifest["entities"][eid] == hash_rule.entity_hash(records, keys[eid], 2), eid
+            hashes[eid] = manifest["entities"][eid]["sha256"]
+        assert manifest["sha256"] == hash_rule.version_hash(catalogue, hashes)
 
 
 def test_other_snapshot_formats_carry_the_same_records(client: FlaskClient) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from isd_service.domain.catalogue import EntityDef
@@ -21,10 +21,17 @@ from isd_service.domain.formats import mdd_csv
 
 
 def changed(entity_id: str, entities: dict[str, Any],
-            previous_entities: dict[str, Any] | None) -> bool:
-    """Whether the entity differs from the version before (see the module's docstring)."""
+            previous_entities: dict[str, Any] | None, *,
+            differs: Callable[[], bool] | None = None) -> bool:
+    """Whether the entity differs from the version before (see the module's docstring).
+
+    ``differs``: how to tell when the two versions' hashes follow different rules (the first
+    version hashed by rule 2 after versions hashed by rule 1), so cannot be compared.
+    """
     if previous_entities is None or entity_id not in previous_entities:
         return True
+    if differs is not None:
+        return differs()
     return bool(previous_entities[entity_id]["sha256"] != entities[entity_id]["sha256"])
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Response, request, stream_with_context
@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 
 from isd_service.adapters import repository
 from isd_service.adapters.orm import Version
-from isd_service.domain.catalogue import Catalogue
+from isd_service.domain.catalogue import Catalogue, EntityDef
 from isd_service.domain.formats import atom, isd_csv
 from isd_service.domain.lifecycle import SCHEDULED, ReleaseState
 from isd_service.domain.snapshot import records
@@ -73,7 +73,8 @@ def get_isd_file(args: dict[str, Any]) -> Response:
     previous = (repository.get_version(db, version.previous_version)
                 if version.previous_version else None)
     is_changed = isd_csv.changed(entity.id, version.entities,
-                                 previous.entities if previous else None)
+                                 previous.entities if previous else None,
+                                 differs=_differs(previous, version, entity))
     rows = records(entity, repository.snapshot_data(db, entity.id, version.number))
     return stream(isd_csv.write(entity, version.number, is_changed, rows), "text/csv",
                   f"{entity.id}_{version.number}.csv")
@@ -113,3 +114,17 @@ def get_feed() -> Response:
             category="planned-release"))
     body = atom.render(entries, self_url=f"{base}/api/v1/feed.atom", site_url=f"{base}/")
     return Response(body, mimetype="application/atom+xml")
+
+
+def _differs(previous: Version | None, version: Version,
+             entity: EntityDef) -> Callable[[], bool] | None:
+    """When the two versions' hashes follow different rules they cannot be compared: the
+    entity's definition and its rows tell whether it changed."""
+    if previous is None or previous.hash_rule == version.hash_rule:
+        return None
+
+    def differs() -> bool:
+        return (Catalogue.from_list(previous.catalogue).get(entity.id) != entity
+                or repository.rows_changed(session(), entity.id, previous.number,
+                                           version.number))
+    return differs

@@ -75,6 +75,17 @@ def get_catalogue_json(number: int) -> Response:
     return bytes_response(mirror.catalogue_bytes(_version(number)), JSON, immutable=True)
 
 
+@bp.get("/versions/<int:number>/ranges/<string:entity_id>.json")
+@bp.response(200, {}, content_type=JSON)
+@bp.alt_response(304, description=NOT_MODIFIED)
+def get_ranges_json(number: int, entity_id: str) -> Response:
+    """An entity's key ranges in version n (hash rule 2): `{"version", "entity", "hash_rule",
+    "records", "sha256", "ranges": [{"range", "records", "sha256"}]}`, from which its sha256
+    composes (README, "Hashes"); 404 for a version published under rule 1."""
+    data = mirror.ranges_bytes(session(), _version(number), entity_id)
+    return bytes_response(data, JSON, immutable=True)
+
+
 def _snapshot(number: int, fmt: str) -> Response:
     version = _version(number)
     built, name = downloads().snapshot(version, fmt, None)

@@ -134,6 +134,8 @@ class Manifest(Answer):
     record_count = fields.Integer(required=True)
     entities = fields.Dict(keys=fields.String(), values=fields.Nested(EntityHash),
                            required=True)
+    # absent: rule 1 (versions published before key ranges)
+    hash_rule = fields.Integer()
     # "loads" (provenance, on /versions/{n}); named apart from Schema.loads
     loads_ = fields.List(fields.Dict(), data_key="loads")
 
