@@ -39,7 +39,13 @@ from isd_service.entrypoints.api.schemas import (
 )
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session
-from isd_service.service_layer.downloads import LICENCE, MIMETYPES, version_manifest
+from isd_service.service_layer.download_builds import DownloadsBeingBuilt
+from isd_service.service_layer.downloads import (
+    LICENCE,
+    MIMETYPES,
+    Downloads,
+    version_manifest,
+)
 
 bp = Blueprint("public", __name__, description="Public reads, no login")
 # What the answers of the downloads may also be (their ETag and Range handling)
@@ -81,13 +87,22 @@ def get_dcat_catalog() -> Response:
     series, a dataset per version, a distribution per download with its SHA-256."""
     db = session()
     files = downloads()
-    published = [dcat.Published(v.number, v.published_at, v.go_live_date, files.entries(v))
+    published = [dcat.Published(v.number, v.published_at, v.go_live_date, _entries(files, v))
                  for v in repository.versions_page(db, MAX_VERSION)]
     base = (current_app.config.get("PUBLIC_URL") or request.url_root).rstrip("/")
     document = dcat.catalog(published, base=base,
                             publisher=current_app.config["PUBLISHER_NAME"],
                             licence=LICENCE["title"], mimetypes=MIMETYPES)
     return bytes_response(json_bytes(document), "application/ld+json", immutable=False)
+
+
+def _entries(files: Downloads, version: Version) -> list[dict[str, Any]]:
+    """A version's listed downloads; none yet while they are being built (the catalogue
+    moves: it lists them within a minute of their build)."""
+    try:
+        return files.entries(version)
+    except DownloadsBeingBuilt:
+        return []
 
 
 @bp.get("/versions")
