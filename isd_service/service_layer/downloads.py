@@ -159,9 +159,14 @@ class Downloads:
         self.root = root
         self.pending = pending
         self._pending: dict[int, DomainError | None] = {}
+        self._folders: dict[int, Path] = {}
 
     def folder(self, version: Version) -> Path:
-        return self.root / f"{version.number}-{folder_key(manifest(version))}"
+        # Every file of a version names it: its manifest is hashed once per instance.
+        if version.number not in self._folders:
+            self._folders[version.number] = (
+                self.root / f"{version.number}-{folder_key(manifest(version))}")
+        return self._folders[version.number]
 
     def _rows(self, version: Version) -> snapshot.Rows:
         return lambda entity_id: repository.snapshot_data(self.session, entity_id,
