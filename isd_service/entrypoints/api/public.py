@@ -51,6 +51,8 @@ bp = Blueprint("public", __name__, description="Public reads, no login")
 # What the answers of the downloads may also be (their ETag and Range handling)
 NOT_MODIFIED = "not modified (a conditional GET)"
 PARTIAL = "partial content (a Range request)"
+BEING_BUILT = ("the version's downloads are being built in the background: a problem "
+               "(download-being-built) with Retry-After")
 
 
 def _version(number: int) -> Version:
@@ -140,6 +142,7 @@ def get_latest() -> Any:
 @bp.get("/versions/<int(signed=True):number>")
 @bp.response(200, Manifest)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_manifest(number: int) -> Any:
     return bytes_response(_manifest_bytes(number), "application/json", immutable=True)
 
@@ -153,6 +156,7 @@ def _manifest_bytes(number: int) -> bytes:
 @bp.get("/versions/<int(signed=True):number>/manifest.sig")
 @bp.response(200, {"type": "string"}, content_type="text/plain")
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_manifest_signature(number: int) -> Response:
     """The Ed25519 signature (base64) of the exact bytes of /versions/{n}."""
     data = sign(_signing_key_file(), _manifest_bytes(number))
@@ -179,6 +183,7 @@ def _signing_key_file() -> str:
 @bp.response(200, {"type": "string"}, content_type="text/plain")
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_sha256sums(number: int) -> Response:
     """The hashes of the manifest's downloads, in the format `sha256sum -c` reads."""
     version = _version(number)
@@ -193,6 +198,7 @@ def get_sha256sums(number: int) -> Response:
 @bp.alt_response(200, schema={}, content_type="application/zip", success=True)
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_snapshot(args: dict[str, Any], number: int) -> Response:
     version = _version(number)
     entity = args.get("entity")
@@ -210,6 +216,7 @@ def get_snapshot(args: dict[str, Any], number: int) -> Response:
 @bp.response(200, {}, content_type="application/zip")
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_mdd_zip(number: int) -> Response:
     """Every entity from an MDD file, as the portal's zip of `<Stem>_<N>.csv` files."""
     version = _version(number)
@@ -222,6 +229,7 @@ def get_mdd_zip(number: int) -> Response:
 @bp.response(200, {}, content_type="application/json")
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_datapackage(number: int) -> Response:
     """The version as a Frictionless Data Package: one resource per entity (its MDD CSV
     file, with bytes and hash), a Table Schema with primaryKey and foreignKeys."""
@@ -235,6 +243,7 @@ def get_datapackage(number: int) -> Response:
 @bp.response(200, {}, content_type="text/csv")
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_mdd_file(number: int, name: str) -> Response:
     """One entity in the Elexon MDD CSV layout: `<Stem>.csv` (or `<Stem>_<N>.csv`)."""
     version = _version(number)
