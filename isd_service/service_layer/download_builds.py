@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from isd_service.adapters import repository
@@ -84,6 +85,9 @@ def queue(session: Session, number: int, settings: Mapping[str, Any]) -> bool:
     return True
 
 
+_stalled: set[int] = set()
+
+
 def being_built(session: Session, number: int,
                 settings: Mapping[str, Any]) -> DownloadsBeingBuilt | None:
     """What to answer for a file of version ``number`` not yet built: the 503 to raise while
@@ -98,9 +102,11 @@ def being_built(session: Session, number: int,
     # seconds), or a lease that its builder renews while it builds.
     alive = row.queued_at if row.state == QUEUED else (row.lease_until or row.queued_at)
     if alive + wait < now_utc():
-        log.warning("version %s: no builder has had its downloads in hand for %ss (is `isd "
-                    "scheduler` or `isd downloads worker` running?): building them on "
-                    "request meanwhile", number, wait.seconds)
+        if number not in _stalled:  # once per version and process, not once per request
+            _stalled.add(number)
+            log.warning("version %s: no builder has had its downloads in hand for %ss (is "
+                        "`isd scheduler` or `isd downloads worker` running?): building them "
+                        "on request meanwhile", number, int(wait.total_seconds()))
         return None
     since = row.queued_at if row.state == QUEUED else (row.started_at or row.queued_at)
     return DownloadsBeingBuilt(number, row.state, since)
@@ -219,8 +225,12 @@ def build(uow: UnitOfWork, beats: UnitOfWork, claim: Claim, root: Path, *,
         if stopping():
             raise Interrupted
         if time.monotonic() - last_beat >= lease / 4:
-            if not renew(beats, claim):
-                raise ClaimLost
+            try:
+                if not renew(beats, claim):
+                    raise ClaimLost
+            except SQLAlchemyError as exc:  # say SQLite's lock held by a long load
+                log.warning("version %s: renewing the build's lease failed (%s); trying "
+                            "again", claim.version, exc.__class__.__name__)
             last_beat = time.monotonic()
 
     started = time.perf_counter()

@@ -337,3 +337,27 @@ def test_a_builder_whose_parent_has_gone_stops(background: Flask,
             child.kill()
     assert child.returncode == 0, out
     assert b"download builder" in out and b"stopped" in out
+
+
+def test_a_builder_renews_its_lease_and_stops_when_another_claimed_the_job(
+        background: Flask, client: FlaskClient) -> None:
+    app = background
+    seed_and_build(app)
+    assert app.test_cli_runner().invoke(args=["publish"]).exit_code == 0
+    app.config["DOWNLOAD_BUILD_LEASE_SECONDS"] = 0.01  # renewed before every piece
+    root = Path(app.config["DOWNLOADS_DIR"])
+    with app.app_context(), new_uow(app) as unit, new_uow(app) as beats:
+        first = download_builds.claim(unit, "first")
+        assert first is not None
+        unit.session.execute(update(DownloadBuild).where(DownloadBuild.version == 2).values(
+            lease_until=datetime.now(UTC) - timedelta(seconds=1)))
+        unit.session.commit()
+        second = download_builds.claim(unit, "second")
+        assert second is not None
+        lost = download_builds.build(unit, beats, first, root)
+        assert (lost.state, lost.error) == ("running", "claim lost")
+        assert jobs(app)[2].claimed_by == "second"
+        app.config["DOWNLOAD_BUILD_LEASE_SECONDS"] = 120
+        done = download_builds.build(unit, beats, second, root)
+    assert done.state == "done" and jobs(app)[2].state == "done"
+    fetch(client, "/versions/2/datapackage.json")
