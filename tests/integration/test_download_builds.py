@@ -90,6 +90,8 @@ def test_a_publication_through_the_api_queues_the_build_and_requests_wait_for_it
     fetch(client, "/versions/2/snapshot?format=json&entity=gsp_group")
     fetch(client, "/deltas?from=1&to=2")
     fetch(client, "/versions/1/SHA256SUMS")
+    catalog = fetch(client, "/catalog.jsonld").get_data(as_text=True)
+    assert "isd_1.json" in catalog and "isd_2.json" not in catalog  # listed once built
     page = client.get("/versions/2")
     assert page.status_code == 200 and b"queued to be built in the background" in page.data
     health = fetch(client, "/health").get_json()
@@ -115,6 +117,7 @@ def test_a_publication_through_the_api_queues_the_build_and_requests_wait_for_it
     by_hand = folder_bytes(tmp_path / "by-hand")
     assert by_hand and {name: built.get(name) for name in by_hand} == by_hand
     assert fetch(client, "/health").get_json()["download_builds"]["queued"] == 0
+    assert "isd_2.json" in fetch(client, "/catalog.jsonld").get_data(as_text=True)
 
 
 def test_a_publication_by_the_cli_queues_the_build(background: Flask,
