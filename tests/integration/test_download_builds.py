@@ -273,10 +273,20 @@ def test_a_job_no_builder_takes_stops_making_requests_wait(
     assert "isd downloads worker" in health["download_builds"]["detail"]
 
 
-def test_on_request_mode_queues_nothing(app: Flask, client: FlaskClient) -> None:
+def test_on_request_mode_queues_nothing_and_waits_for_no_job(
+        app: Flask, client: FlaskClient) -> None:
     assert app.test_cli_runner().invoke(args=["seed"]).exit_code == 0
     assert jobs(app) == {}
     fetch(client, "/versions/1/SHA256SUMS")
+    # A job queued before the switch to on-request (its builders gone) holds nothing up.
+    app.config["DOWNLOAD_BUILDS"] = "background"
+    with app.app_context():
+        load(uow(), files=[InputFile("gsp_group.csv", GSP_CHANGE.encode())], fmt="csv",
+             mode="upsert", actor="test", organisation="ISDA")
+    assert app.test_cli_runner().invoke(args=["publish"]).exit_code == 0
+    assert_being_built(client, "/versions/2/SHA256SUMS")
+    app.config["DOWNLOAD_BUILDS"] = "on-request"
+    fetch(client, "/versions/2/SHA256SUMS")
 
 
 def test_the_scheduler_process_builds_what_is_queued(background: Flask,
