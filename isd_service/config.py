@@ -19,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
 EMPTY_POLICIES = ("skip", "publish")
+DOWNLOAD_BUILD_MODES = ("background", "on-request")
 
 DEFAULTS: dict[str, Any] = {
     # None: a SQLite file in the instance folder.
@@ -37,8 +38,21 @@ DEFAULTS: dict[str, Any] = {
     "RECORD_QUERY_BUDGET_MS": 2000,
     # Where the download files of published versions are built; None: <instance>/downloads.
     "DOWNLOADS_DIR": None,
-    # Build a version's downloads as soon as `isd publish` or the scheduler has published it,
-    # in that process, so that no web request waits for (or times out on) a large build.
+    # How a new version's listed downloads get built: "background" (a publication queues a
+    # build job that a builder runs: the scheduler, `isd downloads worker`, or the one that
+    # `isd serve` starts; a request for a file being built gets 503 and Retry-After), or
+    # "on-request" (each file on its first request, as the only way before).
+    "DOWNLOAD_BUILDS": "background",
+    # A builder's lease on a job, renewed while it builds: a job whose builder died is
+    # claimed again this long after its last renewal.
+    "DOWNLOAD_BUILD_LEASE_SECONDS": 120,
+    # How often an idle builder looks for queued jobs.
+    "DOWNLOAD_BUILD_POLL_SECONDS": 2.0,
+    # A job that no builder has had in hand for this long (none running) stops making
+    # requests wait: its files are built on request, as without a job.
+    "DOWNLOAD_BUILD_WAIT_SECONDS": 900,
+    # `isd publish` builds the new version's downloads itself (claiming its build job)
+    # before it exits, rather than leaving them to a builder.
     "BUILD_DOWNLOADS": False,
     # max-age (seconds) of answers that move: latest, the version list, open-ended deltas.
     "MOVING_MAX_AGE": 60,
@@ -83,6 +97,10 @@ _FROM_TEXT: dict[str, Any] = {
     "DOWNLOADS_DIR": str,
     "SIGNING_KEY_FILE": str,
     "BUILD_DOWNLOADS": lambda text: text.strip().lower() in ("1", "true", "yes", "on"),
+    "DOWNLOAD_BUILDS": str,
+    "DOWNLOAD_BUILD_LEASE_SECONDS": int,
+    "DOWNLOAD_BUILD_POLL_SECONDS": float,
+    "DOWNLOAD_BUILD_WAIT_SECONDS": int,
     "OWNERSHIP": json.loads,
     "PUBLIC_URL": str,
     "PUBLISHER_NAME": str,
@@ -127,6 +145,16 @@ def settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
 def check(config: dict[str, Any]) -> None:
     """Refuse settings the service cannot use, naming the variable."""
     config["OWNERSHIP"] = check_ownership(config.get("OWNERSHIP") or {})
+    if config["DOWNLOAD_BUILDS"] not in DOWNLOAD_BUILD_MODES:
+        raise SettingError("ISD_DOWNLOAD_BUILDS must be one of "
+                           f"{', '.join(DOWNLOAD_BUILD_MODES)}")
+    if not 10 <= int(config["DOWNLOAD_BUILD_LEASE_SECONDS"]) <= 3600:
+        raise SettingError("ISD_DOWNLOAD_BUILD_LEASE_SECONDS must be 10 to 3600 seconds")
+    if not 0.1 <= float(config["DOWNLOAD_BUILD_POLL_SECONDS"]) <= 300:
+        raise SettingError("ISD_DOWNLOAD_BUILD_POLL_SECONDS must be 0.1 to 300 seconds")
+    if int(config["DOWNLOAD_BUILD_WAIT_SECONDS"]) < 1:
+        raise SettingError("ISD_DOWNLOAD_BUILD_WAIT_SECONDS must be a positive number of "
+                           "seconds")
     if config["EMPTY_RELEASE"] not in EMPTY_POLICIES:
         raise SettingError(f"ISD_EMPTY_RELEASE must be one of {', '.join(EMPTY_POLICIES)}")
     if not 1 <= int(config["ADMIN_SESSION_MINUTES"]) <= 24 * 60:

@@ -188,10 +188,14 @@ TEST_SEED = PROJECT_ROOT / "tests" / "data" / "seed"
 
 
 def make_app(database_url: str, tmp_path: Path) -> Flask:
+    # Downloads built on their first request, as each test of them reads them: no builder
+    # runs beside a test's app. The background builds that publications queue by default
+    # are tested in tests/integration/test_download_builds.py (and by the processes that
+    # e2e tests start, which run with the defaults).
     return create_app({"TESTING": True, "DATABASE_URL": database_url,
                        "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
                        "DOWNLOADS_DIR": str(tmp_path / "downloads"),
-                       "SEED_DIR": str(TEST_SEED)})
+                       "SEED_DIR": str(TEST_SEED), "DOWNLOAD_BUILDS": "on-request"})
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Typed ORM models: the working catalogue, versioned records, staged changes, loads,
-versions, the release calendar, tokens, the audit log and webhooks."""
+versions and the background builds of their downloads, the release calendar, tokens, the
+audit log and webhooks."""
 
 from __future__ import annotations
 
@@ -247,6 +248,27 @@ class Version(Base):
     # The rule its entities' sha256 follow (domain.records): 1 for versions published before
     # key ranges existed, whose hashes stay as published; 2 since.
     hash_rule: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+class DownloadBuild(Base):
+    """The background build of a published version's listed downloads: queued in the
+    publication's own transaction, claimed by one builder under a lease, done or failed."""
+
+    __tablename__ = "download_build"
+
+    version: Mapped[int] = mapped_column(ForeignKey("version.number"), primary_key=True,
+                                         autoincrement=False)
+    # queued, running, done, failed (service_layer/download_builds.py)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    files: Mapped[int | None] = mapped_column(Integer)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(String(1000))
 
 
 class ApiToken(Base):

@@ -84,7 +84,11 @@ def register_error_handlers(app: Flask) -> None:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, str):
             extra["cause"] = cause
-        return problem(exc.status, exc.detail, slug=exc.slug, errors=exc.errors, **extra)
+        response = problem(exc.status, exc.detail, slug=exc.slug, errors=exc.errors, **extra)
+        retry_after = getattr(exc, "retry_after", None)  # when it knows better than 30 s
+        if isinstance(retry_after, int) and exc.status == 503:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

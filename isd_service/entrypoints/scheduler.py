@@ -7,6 +7,10 @@ date job per step (freeze, publish) in memory. Each job opens its own unit of wo
 the step through the service layer (service_layer/schedule.py), which logs nothing to HTTP
 and records every outcome (GET /api/v1/admin/schedule shows them).
 
+It also runs a download builder (entrypoints/download_builder.py) in a thread of its own:
+the downloads of every version published (here, by `isd publish` or through the API) are
+built in this process, never in a web request.
+
 Several schedulers started by mistake against one database do no harm: every step takes the
 draft's lock and checks the release's state inside that transaction, so a second scheduler
 finds the step done and records "nothing-to-do".
@@ -33,6 +37,7 @@ from isd_service.domain.lifecycle import RunOutcome
 from isd_service.domain.recurrence import LONDON
 from isd_service.domain.schedule import FREEZE, PUBLISH, Outcome
 from isd_service.entrypoints.cli.downloads import build_after_publication
+from isd_service.entrypoints.download_builder import Builder
 from isd_service.entrypoints.flask_db import new_uow
 from isd_service.service_layer import schedule
 from isd_service.service_layer.schedule import Steps
@@ -61,6 +66,7 @@ class Scheduler:
         self.clock = clock
         self.runner = runner_name()
         self.apscheduler: BackgroundScheduler | None = None
+        self.builder: Builder | None = None
 
     @property
     def steps(self) -> Steps:
@@ -87,9 +93,12 @@ class Scheduler:
         return self._run(release_id, FREEZE, due)
 
     def publish_job(self, release_id: int, due: datetime) -> Outcome:
-        """Publish time: publish the release's frozen set, then (BUILD_DOWNLOADS) its files."""
+        """Publish time: publish the release's frozen set, then have its files built."""
         outcome = self._run(release_id, PUBLISH, due)
         if outcome.outcome == RunOutcome.PUBLISHED and outcome.version is not None:
+            if self.builder is not None and self.app.config["DOWNLOAD_BUILDS"] == "background":
+                self.builder.kick()  # its job is queued: this process's builder takes it now
+                return outcome
             try:
                 build_after_publication(self.app, outcome.version)
             except Exception:  # the version is out; its files will be built on first request
@@ -145,6 +154,9 @@ class Scheduler:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda _sig, _frame: stop.set())
         scheduler.start()
+        if self.app.config["DOWNLOAD_BUILDS"] == "background":
+            self.builder = Builder(self.app, runner=self.runner)
+            self.builder.start()
         log.info("scheduler %s started (grace %s, sync every %ss)", self.runner,
                  self.steps.grace, every)
         try:
@@ -158,5 +170,8 @@ class Scheduler:
                 stop.wait(every)
         finally:
             scheduler.shutdown(wait=True)
+            if self.builder is not None:
+                self.builder.shutdown()
+                self.builder = None
             self.apscheduler = None
             log.info("scheduler %s stopped", self.runner)

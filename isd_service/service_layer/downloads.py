@@ -1,10 +1,12 @@
 """Downloads of published versions: each built once into a file, then only read.
 
-Every file is built once: by `isd downloads build`, by the publishing process just after a
-publication (BUILD_DOWNLOADS), or else on its first request; publication itself stays one
-quick transaction (see docs/deployment.md). A version's files live in a folder named after
-the version and a hash of its manifest (adapters/download_files.py), so a rebuilt database
-can never be served another database's bytes under the same name.
+Every file is built once: by the background build that a publication queues (see
+service_layer/download_builds.py: while it runs, a request for one of its files not yet built
+is answered "being built", never made to wait), by `isd downloads build`, or else on its
+first request; publication itself stays one quick transaction (see docs/deployment.md). A
+version's files live in a folder named after the version and a hash of its manifest
+(adapters/download_files.py), so a rebuilt database can never be served another database's
+bytes under the same name.
 
 The bytes of a download are a function of the database alone, so the folder is only a cache
 of them: reading a manifest never builds a file (a download not yet built is hashed as it is
@@ -93,6 +95,9 @@ class _Spec:
     chunks: Chunks
     compress: bool
     name: str
+    # The version whose background build makes this file (the listed downloads and
+    # SHA256SUMS); None for files only ever built on request (deltas, one entity's snapshot).
+    job: int | None = None
 
 
 # What this process knows of downloads' bytes (by file path, which names the version's
@@ -137,15 +142,31 @@ def _report(exc: FolderUnusable) -> None:
 DELTA_SHAPE = "changed-fields"
 
 
-class Downloads:
-    """The download files of published versions, under one folder."""
+# What a request is told of a version whose files a builder is building: the error to raise
+# (503), or None when no builder has them in hand (service_layer/download_builds.py).
+Pending = Callable[[int], DomainError | None]
 
-    def __init__(self, session: Session, root: Path):
+
+class Downloads:
+    """The download files of published versions, under one folder.
+
+    ``pending`` (for requests): a file of a version whose background build is under way, not
+    built yet, is refused with the error it gives rather than built (or hashed) here.
+    """
+
+    def __init__(self, session: Session, root: Path, *, pending: Pending | None = None):
         self.session = session
         self.root = root
+        self.pending = pending
+        self._pending: dict[int, DomainError | None] = {}
+        self._folders: dict[int, Path] = {}
 
     def folder(self, version: Version) -> Path:
-        return self.root / f"{version.number}-{folder_key(manifest(version))}"
+        # Every file of a version names it: its manifest is hashed once per instance.
+        if version.number not in self._folders:
+            self._folders[version.number] = (
+                self.root / f"{version.number}-{folder_key(manifest(version))}")
+        return self._folders[version.number]
 
     def _rows(self, version: Version) -> snapshot.Rows:
         return lambda entity_id: repository.snapshot_data(self.session, entity_id,
@@ -166,12 +187,13 @@ class Downloads:
         name = f"isd_{version.number}{'_' + entity_id if entity_id else ''}.{suffix}"
         # A zip is compressed already: a gzip copy of it would only cost disk.
         return _Spec(self.folder(version) / f"snapshot{part}.{suffix}", chunks,
-                     fmt != "csv", name)
+                     fmt != "csv", name, None if entity_id else version.number)
 
     def _mdd_file(self, version: Version, entity: EntityDef) -> _Spec:
         name = f"{entity.source}_{version.number}.csv"
         chunks = _text(lambda: snapshot.as_mdd_csv(entity, self._rows(version)))
-        return _Spec(self.folder(version) / "mdd" / safe_part(name), chunks, True, name)
+        return _Spec(self.folder(version) / "mdd" / safe_part(name), chunks, True, name,
+                     version.number)
 
     def _mdd_zip(self, version: Version) -> _Spec:
         members = [self._mdd_file(version, entity) for entity in
@@ -183,21 +205,25 @@ class Downloads:
             return snapshot.zip_chunks((m.name, m.chunks()) for m in members)
 
         name = f"MDD_{version.number}.zip"
-        return _Spec(self.folder(version) / name, chunks, False, name)
+        return _Spec(self.folder(version) / name, chunks, False, name, version.number)
 
     def _datapackage(self, version: Version) -> _Spec:
-        # It holds the MDD files' sizes and hashes: known without building them.
-        catalogue = Catalogue.from_list(version.catalogue)
-        files = {}
-        for entity in catalogue.entities.values():
-            spec = self._mdd_file(version, entity)
-            digest = self._digest(spec)
-            files[entity.id] = (f"mdd/{spec.name}", digest.size, digest.sha256)
-        package = datapackage(version.number, version.published_at, catalogue, files,
-                              licence=LICENCE)
-        data = json.dumps(package, indent=1, ensure_ascii=False).encode("utf-8")
+        def chunks() -> list[bytes]:
+            # It holds the MDD files' sizes and hashes: known without building them (and
+            # only looked up when it is made, so that a build lists it without making the
+            # MDD files' bytes a second time).
+            catalogue = Catalogue.from_list(version.catalogue)
+            files = {}
+            for entity in catalogue.entities.values():
+                spec = self._mdd_file(version, entity)
+                digest = self._digest(spec)
+                files[entity.id] = (f"mdd/{spec.name}", digest.size, digest.sha256)
+            package = datapackage(version.number, version.published_at, catalogue, files,
+                                  licence=LICENCE)
+            return [json.dumps(package, indent=1, ensure_ascii=False).encode("utf-8")]
+
         name = "datapackage.json"
-        return _Spec(self.folder(version) / name, lambda: [data], True, name)
+        return _Spec(self.folder(version) / name, chunks, True, name, version.number)
 
     def _delta(self, old: Version | None, new: Version, entity_id: str | None,
                fmt: str, previous: bool) -> _Spec:
@@ -289,23 +315,49 @@ class Downloads:
     def _sums(self, version: Version) -> _Spec:
         lines = "".join(f"{e['sha256']}  {e['name']}\n" for e in self.entries(version))
         return _Spec(self.folder(version) / "SHA256SUMS",
-                     lambda: [lines.encode("ascii")], False, "SHA256SUMS")
+                     lambda: [lines.encode("ascii")], False, "SHA256SUMS", version.number)
 
     def sums(self, version: Version) -> Built | Streamed:
         """SHA256SUMS: every listed download's hash and name, as `sha256sum -c` reads it."""
         return self._serve(self._sums(version))
 
-    def build_all(self, version: Version) -> list[tuple[str, Built]]:
+    def build_all(self, version: Version, *,
+                  tick: Callable[[], None] | None = None) -> list[tuple[str, Built]]:
         """Build every download the manifest lists, and SHA256SUMS, so that no request
         waits; files already built (and sound) are left as they are. Raises FolderUnusable
-        when the folder fails."""
+        when the folder fails. ``tick`` is called before each file and each piece of one (a
+        builder renews its lease there, or stops by raising)."""
         files = []
-        for spec in [s for _e, s in self._listed(version)] + [self._sums(version)]:
-            built = ensure(spec.path, spec.chunks, compress=spec.compress,
-                           expected=_known.get(spec.path))
-            _remember(spec.path, built.digest)
-            files.append((spec.name, built))
+        for spec in [s for _e, s in self._listed(version)]:
+            files.append((spec.name, self._build(spec, tick)))
+        # Last, and only then: it lists every other file's hash.
+        files.append(("SHA256SUMS", self._build(self._sums(version), tick)))
         return files
+
+    def _build(self, spec: _Spec, tick: Callable[[], None] | None) -> Built:
+        chunks = spec.chunks
+        if tick is not None:
+            tick()
+
+            def chunks() -> Iterator[bytes]:
+                for chunk in spec.chunks():
+                    tick()
+                    yield chunk
+        built = ensure(spec.path, chunks, compress=spec.compress,
+                       expected=_known.get(spec.path))
+        _remember(spec.path, built.digest)
+        return built
+
+    def _wait_for_build(self, spec: _Spec) -> None:
+        """Raise what ``pending`` says while the background build of ``spec``'s version is
+        under way and ``spec``'s file is not built yet."""
+        if self.pending is None or spec.job is None or existing(spec.path) is not None:
+            return
+        if spec.job not in self._pending:
+            self._pending[spec.job] = self.pending(spec.job)
+        refusal = self._pending[spec.job]
+        if refusal is not None:
+            raise refusal
 
     def _digest(self, spec: _Spec) -> Digest:
         """What the download's bytes are, without building its file: as remembered, as a
@@ -317,6 +369,8 @@ class Downloads:
                 sized = found is not None and found.path.stat().st_size == found.size
             except OSError:
                 sized = False
+            if found is None or not sized:
+                self._wait_for_build(spec)  # hashing it would cost a request its build
             digest = found.digest if found is not None and sized else digest_of(
                 spec.chunks, compress=spec.compress)
             _remember(spec.path, digest)
@@ -324,7 +378,9 @@ class Downloads:
 
     def _serve(self, spec: _Spec) -> Built | Streamed:
         """The download's file, built if need be; or, when the folder cannot give it, the
-        download streamed from the database with the digest its file would have."""
+        download streamed from the database with the digest its file would have; or (a
+        background build under way, the file not built yet) the ``pending`` refusal."""
+        self._wait_for_build(spec)
         try:
             built = ensure(spec.path, spec.chunks, compress=spec.compress,
                            expected=_known.get(spec.path))

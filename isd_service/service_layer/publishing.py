@@ -19,7 +19,7 @@ from isd_service.domain.records import (
     ranges_hash,
     snapshot_hash,
 )
-from isd_service.service_layer import audit, relations, webhooks
+from isd_service.service_layer import audit, download_builds, relations, webhooks
 from isd_service.service_layer.unit_of_work import UnitOfWork, VersionPublished
 
 MAX_VERSION = 2**31 - 1
@@ -156,6 +156,7 @@ def publish_in(
     session.flush()
     audit.version_published(session, row, repository.load_ids_of(session, number))
     notices = webhooks.queue_notices(session, row, uow.settings)
+    download_builds.queue(session, number, uow.settings)  # built by a builder, not here
     uow.announce(VersionPublished(number, webhook_notices=notices))
     return row
 

@@ -26,6 +26,7 @@ from isd_service.adapters.download_files import Built, stream
 from isd_service.adapters.orm import Version
 from isd_service.entrypoints.errors import problem
 from isd_service.entrypoints.flask_db import session
+from isd_service.service_layer import download_builds
 from isd_service.service_layer.downloads import Downloads, Streamed
 
 IMMUTABLE_MAX_AGE = 31536000  # a year: the longest that caches are asked to honour
@@ -37,8 +38,14 @@ def downloads_root() -> Path:
 
 
 def downloads() -> Downloads:
-    """The download files of the current request's database and folder."""
-    return Downloads(session(), downloads_root())
+    """The download files of the current request's database and folder: a file that a
+    background build is making is answered 503 "being built", never built in the request."""
+    db = session()
+    config = dict(current_app.config)
+    if config["DOWNLOAD_BUILDS"] != "background":  # jobs queued before then wait for no one
+        return Downloads(db, downloads_root())
+    return Downloads(db, downloads_root(),
+                     pending=lambda number: download_builds.being_built(db, number, config))
 
 
 def _accepts_gzip() -> bool:

@@ -22,7 +22,8 @@ bp = Blueprint("health", __name__, description="For load balancers: is the servi
 def get_health() -> Any:
     """200 when the service works (`ok`) or works without its downloads folder (`degraded`:
     downloads are sent from the database); 503 when the database is unavailable (`down`)."""
-    body = health(session(), downloads_root())
+    body = health(session(), downloads_root(),
+                  int(current_app.config["DOWNLOAD_BUILD_WAIT_SECONDS"]))
     response: Response = current_app.response_class(
         current_app.json.dumps(body), mimetype="application/json")
     response.cache_control.no_store = True

@@ -21,6 +21,8 @@ from isd_service.service_layer.downloads import MIMETYPES
 bp = Blueprint("paths", __name__, description="Path-only URLs, as a static mirror serves them")
 NOT_MODIFIED = "not modified (a conditional GET)"
 PARTIAL = "partial content (a Range request)"
+BEING_BUILT = ("the version's downloads are being built in the background: a problem "
+               "(download-being-built) with Retry-After")
 JSON = "application/json"
 
 
@@ -60,6 +62,7 @@ def get_index_json() -> Response:
 @bp.get("/versions/<int:number>/manifest.json")
 @bp.response(200, {}, content_type=JSON)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_manifest_json(number: int) -> Response:
     """The bytes of /versions/{n}: the manifest, its loads and its downloads."""
     version = _version(number)
@@ -97,6 +100,7 @@ def _snapshot(number: int, fmt: str) -> Response:
 @bp.response(200, {}, content_type=JSON)
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_snapshot_json(number: int) -> Response:
     """The whole snapshot as JSON (as /versions/{n}/snapshot?format=json)."""
     return _snapshot(number, "json")
@@ -106,6 +110,7 @@ def get_snapshot_json(number: int) -> Response:
 @bp.response(200, {}, content_type="application/x-ndjson")
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_snapshot_ndjson(number: int) -> Response:
     """The whole snapshot as NDJSON (as /versions/{n}/snapshot?format=ndjson)."""
     return _snapshot(number, "ndjson")
@@ -115,6 +120,7 @@ def get_snapshot_ndjson(number: int) -> Response:
 @bp.response(200, {}, content_type="application/zip")
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_snapshot_csv_zip(number: int) -> Response:
     """The whole snapshot as a zip of CSV files (as /versions/{n}/snapshot?format=csv)."""
     return _snapshot(number, "csv")

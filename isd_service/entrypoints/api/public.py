@@ -39,12 +39,20 @@ from isd_service.entrypoints.api.schemas import (
 )
 from isd_service.entrypoints.errors import ApiError
 from isd_service.entrypoints.flask_db import session
-from isd_service.service_layer.downloads import LICENCE, MIMETYPES, version_manifest
+from isd_service.service_layer.download_builds import DownloadsBeingBuilt
+from isd_service.service_layer.downloads import (
+    LICENCE,
+    MIMETYPES,
+    Downloads,
+    version_manifest,
+)
 
 bp = Blueprint("public", __name__, description="Public reads, no login")
 # What the answers of the downloads may also be (their ETag and Range handling)
 NOT_MODIFIED = "not modified (a conditional GET)"
 PARTIAL = "partial content (a Range request)"
+BEING_BUILT = ("the version's downloads are being built in the background: a problem "
+               "(download-being-built) with Retry-After")
 
 
 def _version(number: int) -> Version:
@@ -81,13 +89,22 @@ def get_dcat_catalog() -> Response:
     series, a dataset per version, a distribution per download with its SHA-256."""
     db = session()
     files = downloads()
-    published = [dcat.Published(v.number, v.published_at, v.go_live_date, files.entries(v))
+    published = [dcat.Published(v.number, v.published_at, v.go_live_date, _entries(files, v))
                  for v in repository.versions_page(db, MAX_VERSION)]
     base = (current_app.config.get("PUBLIC_URL") or request.url_root).rstrip("/")
     document = dcat.catalog(published, base=base,
                             publisher=current_app.config["PUBLISHER_NAME"],
                             licence=LICENCE["title"], mimetypes=MIMETYPES)
     return bytes_response(json_bytes(document), "application/ld+json", immutable=False)
+
+
+def _entries(files: Downloads, version: Version) -> list[dict[str, Any]]:
+    """A version's listed downloads; none yet while they are being built (the catalogue
+    moves: it lists them within a minute of their build)."""
+    try:
+        return files.entries(version)
+    except DownloadsBeingBuilt:
+        return []
 
 
 @bp.get("/versions")
@@ -125,6 +142,7 @@ def get_latest() -> Any:
 @bp.get("/versions/<int(signed=True):number>")
 @bp.response(200, Manifest)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_manifest(number: int) -> Any:
     return bytes_response(_manifest_bytes(number), "application/json", immutable=True)
 
@@ -138,6 +156,7 @@ def _manifest_bytes(number: int) -> bytes:
 @bp.get("/versions/<int(signed=True):number>/manifest.sig")
 @bp.response(200, {"type": "string"}, content_type="text/plain")
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_manifest_signature(number: int) -> Response:
     """The Ed25519 signature (base64) of the exact bytes of /versions/{n}."""
     data = sign(_signing_key_file(), _manifest_bytes(number))
@@ -164,6 +183,7 @@ def _signing_key_file() -> str:
 @bp.response(200, {"type": "string"}, content_type="text/plain")
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_sha256sums(number: int) -> Response:
     """The hashes of the manifest's downloads, in the format `sha256sum -c` reads."""
     version = _version(number)
@@ -178,6 +198,7 @@ def get_sha256sums(number: int) -> Response:
 @bp.alt_response(200, schema={}, content_type="application/zip", success=True)
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_snapshot(args: dict[str, Any], number: int) -> Response:
     version = _version(number)
     entity = args.get("entity")
@@ -195,6 +216,7 @@ def get_snapshot(args: dict[str, Any], number: int) -> Response:
 @bp.response(200, {}, content_type="application/zip")
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_mdd_zip(number: int) -> Response:
     """Every entity from an MDD file, as the portal's zip of `<Stem>_<N>.csv` files."""
     version = _version(number)
@@ -207,6 +229,7 @@ def get_mdd_zip(number: int) -> Response:
 @bp.response(200, {}, content_type="application/json")
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_datapackage(number: int) -> Response:
     """The version as a Frictionless Data Package: one resource per entity (its MDD CSV
     file, with bytes and hash), a Table Schema with primaryKey and foreignKeys."""
@@ -220,6 +243,7 @@ def get_datapackage(number: int) -> Response:
 @bp.response(200, {}, content_type="text/csv")
 @bp.alt_response(206, description=PARTIAL)
 @bp.alt_response(304, description=NOT_MODIFIED)
+@bp.alt_response(503, description=BEING_BUILT)
 def get_mdd_file(number: int, name: str) -> Response:
     """One entity in the Elexon MDD CSV layout: `<Stem>.csv` (or `<Stem>_<N>.csv`)."""
     version = _version(number)

@@ -188,10 +188,27 @@ class DownloadsHealth(Answer):
     detail = fields.String()
 
 
+class FailedBuild(Answer):
+    version = fields.Integer(required=True)
+    error = fields.String(allow_none=True)
+
+
+class DownloadBuildsHealth(Answer):
+    status = fields.String(required=True, metadata={"enum": ["ok", "stalled"]})
+    queued = fields.Integer(required=True)
+    running = fields.Integer(required=True)
+    oldest_queued_seconds = fields.Integer(required=True, allow_none=True)
+    last_failed = fields.Nested(FailedBuild)
+    detail = fields.String()
+
+
 class Health(Answer):
     status = fields.String(required=True, metadata={"enum": ["ok", "degraded", "down"]})
     database = fields.Nested(DatabaseHealth, required=True)
     downloads = fields.Nested(DownloadsHealth, required=True)
+    download_builds = fields.Nested(DownloadBuildsHealth, metadata={
+        "description": "the background builds of new versions' downloads (absent when the "
+                       "database is down)"})
 
 
 class PublicationRequestOut(Answer):

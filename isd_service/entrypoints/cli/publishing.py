@@ -49,14 +49,17 @@ def publish_command(version: int | None, go_live: datetime | None, force: bool,
 
 
 def published(row: Version, started: datetime) -> None:
-    """Say what was published, then build its downloads in this process."""
+    """Say what was published, then (BUILD_DOWNLOADS) build its downloads in this process."""
     seconds = (datetime.now(UTC) - started).total_seconds()
     click.echo(f"published {row.record_count} records, sha256 {row.sha256} "
                f"in {seconds:.1f}s")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.config["DOWNLOAD_BUILDS"] == "background" and not app.config["BUILD_DOWNLOADS"]:
+        click.echo(f"version {row.number}'s downloads are queued for the background builder "
+                   "(`isd scheduler`, `isd downloads worker` or `isd serve`)")
     try:
-        build_after_publication(current_app._get_current_object(),  # type: ignore[attr-defined]
-                                row.number)
-    except Exception as exc:  # published all the same: the files get built on first request
+        build_after_publication(app, row.number)
+    except Exception as exc:  # published all the same: a builder, or a request, builds them
         click.echo(f"warning: version {row.number} is published, but building its downloads "
                    f"failed: {exc}", err=True)
     click.echo(str(row.number))

@@ -23,6 +23,7 @@ from isd_service.domain.records import KEY_SEPARATOR, decode, key_text, project
 from isd_service.domain.validation import coerce
 from isd_service.entrypoints.api.caching import downloads
 from isd_service.entrypoints.flask_db import session
+from isd_service.service_layer.download_builds import DownloadsBeingBuilt
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -94,9 +95,13 @@ def versions() -> str:
 def version_page(number: int) -> str:
     version = _version(number)
     catalogue = Catalogue.from_list(version.catalogue)
+    try:
+        files, building = downloads().entries(version), None
+    except DownloadsBeingBuilt as exc:  # the page, without the files' hashes for now
+        files, building = [], str(exc)
     return render_template("web/version.html", m=manifest(version),
                            entities=list(catalogue.entities.values()),
-                           files=downloads().entries(version))
+                           files=files, building=building)
 
 
 @bp.get("/catalogue")
