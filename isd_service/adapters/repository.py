@@ -29,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import DeclarativeBase, Session, defer
 from sqlalchemy.types import Text
 
 from isd_service.adapters.orm import (
@@ -46,7 +46,13 @@ from isd_service.adapters.orm import (
     field_value_sql,
     sql_identifier,
 )
-from isd_service.domain.catalogue import Catalogue, EntityDef, FieldDef, ForeignKey
+from isd_service.domain.catalogue import (
+    Catalogue,
+    EntityDef,
+    FieldDef,
+    ForeignKey,
+    PublishedCatalogues,
+)
 from isd_service.domain.lifecycle import HOLDING, SCHEDULED, ReleaseState
 from isd_service.domain.record_query import QueryTooExpensive, RecordQuery
 from isd_service.domain.staging import Rows, Staged, overlay
@@ -115,6 +121,29 @@ def iter_snapshot(
     finally:
         # A reader that stops early must not leave PostgreSQL's server-side cursor open.
         result.close()
+
+
+PUBLISHED_CATALOGUES = PublishedCatalogues()
+
+
+def catalogue_of(version: Version) -> Catalogue:
+    """The catalogue ``version`` was published with, parsed once per process (shared: read
+    it, never change it)."""
+    return PUBLISHED_CATALOGUES.get(version.catalogue_sha256, lambda: version.catalogue)
+
+
+def version_without_catalogue(session: Session, number: int | None) -> Version | None:
+    """Version ``number`` (None: the latest) with its catalogue left in the database until
+    read: a reader that takes the parsed catalogue from a cache by catalogue_sha256 then
+    never fetches or decodes its JSON."""
+    stmt = select(Version).options(defer(Version.catalogue))
+    if number is None:
+        stmt = stmt.order_by(Version.number.desc()).limit(1)
+    elif 1 <= number <= 2**31 - 1:
+        stmt = stmt.where(Version.number == number)
+    else:
+        return None
+    return session.scalars(stmt).first()
 
 
 def records_page(session: Session, entity: EntityDef, version: int, query: RecordQuery, *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -11,11 +12,11 @@ from isd_service.adapters import repository
 from isd_service.adapters.orm import Version
 from isd_service.adapters.signing import public_key_pem, sign
 from isd_service.domain import cursors
-from isd_service.domain.catalogue import Catalogue
+from isd_service.domain.catalogue import Catalogue, EntityDef
 from isd_service.domain.formats import dcat
 from isd_service.domain.manifest import manifest
 from isd_service.domain.record_query import RecordQuery, parse_filters
-from isd_service.domain.records import decode, project
+from isd_service.domain.records import projected_json
 from isd_service.domain.snapshot import entities_of
 from isd_service.entrypoints.api.blueprint import Blueprint
 from isd_service.entrypoints.api.caching import (
@@ -47,15 +48,19 @@ NOT_MODIFIED = "not modified (a conditional GET)"
 PARTIAL = "partial content (a Range request)"
 
 
-def _version(number: int) -> Version:
-    version = repository.get_version(session(), number)
+def _version(number: int, *, catalogue: bool = True) -> Version:
+    """Version ``number``; without ``catalogue``, its catalogue's JSON is read only if used
+    (take the parsed one from repository.catalogue_of)."""
+    version = (repository.get_version(session(), number) if catalogue
+               else repository.version_without_catalogue(session(), number))
     if version is None:
         raise ApiError(404, f"version {number} has not been published", slug="no-such-version")
     return version
 
 
-def _latest() -> Version:
-    version = repository.latest_version(session())
+def _latest(*, catalogue: bool = True) -> Version:
+    version = (repository.latest_version(session()) if catalogue
+               else repository.version_without_catalogue(session(), None))
     if version is None:
         raise ApiError(404, "no version has been published yet", slug="no-such-version")
     return version
@@ -270,8 +275,9 @@ def get_records(args: dict[str, Any], entity_id: str) -> Any:
     any of its values; an empty value matches records without one.
     """
     known = {"version", "effective_on", "limit", "cursor"}
-    version = _version(args["version"]) if "version" in args else _latest()
-    entity = Catalogue.from_list(version.catalogue).get(entity_id)
+    version = (_version(args["version"], catalogue=False) if "version" in args
+               else _latest(catalogue=False))
+    entity = repository.catalogue_of(version).get(entity_id)
     if entity is None:
         raise ApiError(404, f"entity {entity_id!r} is not in version {version.number}",
                        slug="no-such-entity")
@@ -289,10 +295,34 @@ def get_records(args: dict[str, Any], entity_id: str) -> Any:
     rows = repository.records_page(
         session(), entity, version.number, RecordQuery(equals, on), after_key=after,
         limit=limit, budget_ms=current_app.config["RECORD_QUERY_BUDGET_MS"])
-    records = [project(entity, decode(data)) for _key, data in rows[:limit]]
     cursor = cursors.encode(rows[limit - 1][0]) if len(rows) > limit else None
-    return {"entity": entity.id, "version": version.number, "records": records,
-            "next_cursor": cursor}
+    return _record_page(entity, version.number, [data for _key, data in rows[:limit]], cursor)
+
+
+def _record_page(entity: EntityDef, version: int, data: list[str], cursor: str | None
+                 ) -> Response:
+    """The page as the app's JSON encoder would write it (catalogue order, compact, ASCII),
+    written from the stored texts: no dictionaries built, then encoded again, per record."""
+    write = projected_json(entity)
+    text = (f'{{"entity":{json.dumps(entity.id)},"version":{version},'
+            f'"records":[{",".join([write(d) for d in data])}],'
+            f'"next_cursor":{json.dumps(cursor)}}}\n')
+    if not text.isascii() or "\x7f" in text:
+        text = NON_ASCII.sub(_json_escape, text)
+    return current_app.response_class(text, mimetype="application/json")
+
+
+# What json.dumps' ensure_ascii (the app's encoder) writes as escapes besides what
+# projected_json does: DEL and everything outside ASCII.
+NON_ASCII = re.compile(r"[^\x00-\x7e]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a surrogate pair
+    return f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
 
 
 def _cursor(cursor: str) -> str:
