@@ -29,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import DeclarativeBase, Session, defer
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import Text
 
 from isd_service.adapters.orm import (
@@ -132,18 +132,23 @@ def catalogue_of(version: Version) -> Catalogue:
     return PUBLISHED_CATALOGUES.get(version.catalogue_sha256, lambda: version.catalogue)
 
 
-def version_without_catalogue(session: Session, number: int | None) -> Version | None:
-    """Version ``number`` (None: the latest) with its catalogue left in the database until
-    read: a reader that takes the parsed catalogue from a cache by catalogue_sha256 then
-    never fetches or decodes its JSON."""
-    stmt = select(Version).options(defer(Version.catalogue))
+def published_catalogue(session: Session, number: int | None) -> tuple[int, Catalogue] | None:
+    """(number, catalogue) of version ``number`` (None: the latest), or None if there is no
+    such version: one small row read, the catalogue parsed only the first time its hash is
+    seen (see catalogue_of)."""
+    stmt = select(Version.number, Version.catalogue_sha256)
     if number is None:
         stmt = stmt.order_by(Version.number.desc()).limit(1)
     elif 1 <= number <= 2**31 - 1:
         stmt = stmt.where(Version.number == number)
     else:
         return None
-    return session.scalars(stmt).first()
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    found, sha256 = row
+    return found, PUBLISHED_CATALOGUES.get(sha256, lambda: session.scalars(
+        select(Version.catalogue).where(Version.number == found)).one())
 
 
 def records_page(session: Session, entity: EntityDef, version: int, query: RecordQuery, *,

@@ -48,19 +48,15 @@ NOT_MODIFIED = "not modified (a conditional GET)"
 PARTIAL = "partial content (a Range request)"
 
 
-def _version(number: int, *, catalogue: bool = True) -> Version:
-    """Version ``number``; without ``catalogue``, its catalogue's JSON is read only if used
-    (take the parsed one from repository.catalogue_of)."""
-    version = (repository.get_version(session(), number) if catalogue
-               else repository.version_without_catalogue(session(), number))
+def _version(number: int) -> Version:
+    version = repository.get_version(session(), number)
     if version is None:
         raise ApiError(404, f"version {number} has not been published", slug="no-such-version")
     return version
 
 
-def _latest(*, catalogue: bool = True) -> Version:
-    version = (repository.latest_version(session()) if catalogue
-               else repository.version_without_catalogue(session(), None))
+def _latest() -> Version:
+    version = repository.latest_version(session())
     if version is None:
         raise ApiError(404, "no version has been published yet", slug="no-such-version")
     return version
@@ -275,11 +271,15 @@ def get_records(args: dict[str, Any], entity_id: str) -> Any:
     any of its values; an empty value matches records without one.
     """
     known = {"version", "effective_on", "limit", "cursor"}
-    version = (_version(args["version"], catalogue=False) if "version" in args
-               else _latest(catalogue=False))
-    entity = repository.catalogue_of(version).get(entity_id)
+    found = repository.published_catalogue(session(), args.get("version"))
+    if found is None:  # the same problems as _version and _latest
+        raise ApiError(404, f"version {args['version']} has not been published"
+                       if "version" in args else "no version has been published yet",
+                       slug="no-such-version")
+    number, catalogue = found
+    entity = catalogue.get(entity_id)
     if entity is None:
-        raise ApiError(404, f"entity {entity_id!r} is not in version {version.number}",
+        raise ApiError(404, f"entity {entity_id!r} is not in version {number}",
                        slug="no-such-entity")
     equals, errors = parse_filters(entity, [(k, v) for k, v in request.args.items(multi=True)
                                             if k not in known])
@@ -293,10 +293,10 @@ def get_records(args: dict[str, Any], entity_id: str) -> Any:
     limit = args.get("limit", 100)
     after = _cursor(args["cursor"]) if "cursor" in args else None
     rows = repository.records_page(
-        session(), entity, version.number, RecordQuery(equals, on), after_key=after,
+        session(), entity, number, RecordQuery(equals, on), after_key=after,
         limit=limit, budget_ms=current_app.config["RECORD_QUERY_BUDGET_MS"])
     cursor = cursors.encode(rows[limit - 1][0]) if len(rows) > limit else None
-    return _record_page(entity, version.number, [data for _key, data in rows[:limit]], cursor)
+    return _record_page(entity, number, [data for _key, data in rows[:limit]], cursor)
 
 
 def _record_page(entity: EntityDef, version: int, data: list[str], cursor: str | None
