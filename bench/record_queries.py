@@ -14,15 +14,22 @@ next version. Then:
   a list of values, effective_on, and effective_on with a field; each against two
   baselines measured here: the first unfiltered page (key order), and the old path (the
   entity walked in key order, filtered in Python: what the view did before);
-- requests/s: 8 clients, each a new connection per request, against gunicorn with its
-  default workers (gunicorn.conf.py) at MDD size, against the unfiltered first page.
+- requests/s: 8 clients against gunicorn with its default workers (gunicorn.conf.py) at
+  MDD size, against the unfiltered first page; with wrk when it is installed (a C client
+  leaves the CPUs to the server), else 8 Python threads, each a new connection per request.
+  With each rate, the CPU time the server's processes spent per request (gunicorn's, and on
+  PostgreSQL its backends for the database): on a shared machine a rate says how much CPU
+  the service got, the CPU per request what it costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -33,6 +40,7 @@ from urllib.parse import urlencode
 
 from load_publish import files_of, fresh_postgres, timed
 from run import free_port, process, requests_per_second, wait_for
+from sqlalchemy import create_engine, text
 
 from isd_service import PROJECT_ROOT
 from isd_service.adapters.repository import iter_snapshot, working_catalogue
@@ -166,30 +174,76 @@ def latency(app: Any, db: Any, entity: EntityDef, version: int, kinds: list[str]
     return out
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes (Linux /proc), those gone counting none."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(master: int, url: str) -> list[int]:
+    """gunicorn's processes, and on PostgreSQL the backends serving the bench database."""
+    children = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True)
+    pids = [master, *(int(p) for p in children.stdout.split())]
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            pids += list(conn.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")).scalars())
+        engine.dispose()
+    return pids
+
+
+def rate(port: int, path: str, total: int) -> tuple[float, int, int]:
+    """(requests/s, requests made, status of the last) of 8 clients on ``path``."""
+    if shutil.which("wrk"):
+        out = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", "-d10s",
+                              f"http://127.0.0.1:{port}{path}"],
+                             capture_output=True, text=True, check=True).stdout
+        made = re.search(r"(\d+) requests in", out)
+        per_second = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        assert made and per_second, out
+        return (float(per_second.group(1)), int(made.group(1)),
+                500 if "Non-2xx" in out else 200)
+    rps, status = requests_per_second(port, path, {}, total=total, clients=CLIENTS)
+    return rps, total, status
+
+
 def throughput(url: str, version: int, llfc: EntityDef, tmp: Path, label: str) -> Results:
     port = free_port()
     env = {**os.environ, "ISD_DATABASE_URL": url, "ISD_BIND": f"127.0.0.1:{port}",
            "ISD_LOG_LEVEL": "warning", "ISD_DOWNLOADS_DIR": str(tmp / "downloads")}
     env.pop("ISD_WORKERS", None)  # the service's default workers
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")]
+    client = "wrk" if shutil.which("wrk") else "Python threads"
     out: Results = []
-    with process(gunicorn, env, tmp / f"gunicorn-{label}.log"):
+    with process(gunicorn, env, tmp / f"gunicorn-{label}.log") as master:
         wait_for(port, "/api/v1/versions/latest")
         base_path = path_of(llfc.id, version, {})
-        requests_per_second(port, base_path, {}, total=200, clients=CLIENTS)  # warm
-        base, status = requests_per_second(port, base_path, {}, total=1600, clients=CLIENTS)
-        assert status == 200
-        out.append((f"{label}: requests/s, {CLIENTS} clients, unfiltered first page of "
-                    f"{llfc.id} (baseline)", f"{base:,.0f}"))
+        rate(port, base_path, 200)  # warm: every worker's pool and caches
+        base = 0.0
         for name, params in [
+                ("unfiltered first page (baseline)", {}),
                 ("market_participant_id=ZZZZ (no match)", {"market_participant_id": "ZZZZ"}),
                 ("effective_on=2026-01-01", {"effective_on": "2026-01-01"}),
                 ("market_participant_id=EELC", {"market_participant_id": "EELC"})]:
             path = path_of(llfc.id, version, params)
-            rps, status = requests_per_second(port, path, {}, total=1600, clients=CLIENTS)
+            pids = server_pids(master.pid, url)
+            before = cpu_seconds(pids)
+            rps, made, status = rate(port, path, 1600)
+            cpu_ms = (cpu_seconds(pids) - before) * 1000 / made
             assert status == 200
-            out.append((f"{label}: requests/s, {CLIENTS} clients, {llfc.id} {name}",
-                        f"{rps:,.0f} ({rps / base:.2f}x the unfiltered page)"))
+            base = base or rps
+            out.append((f"{label}: requests/s, {CLIENTS} clients ({client}), {llfc.id} {name}",
+                        f"{rps:,.0f} ({rps / base:.2f}x the unfiltered page), server CPU "
+                        f"{cpu_ms:.1f} ms a request"))
     return out
 
 

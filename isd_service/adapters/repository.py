@@ -47,7 +47,13 @@ from isd_service.adapters.orm import (
     field_value_sql,
     sql_identifier,
 )
-from isd_service.domain.catalogue import Catalogue, EntityDef, FieldDef, ForeignKey
+from isd_service.domain.catalogue import (
+    Catalogue,
+    EntityDef,
+    FieldDef,
+    ForeignKey,
+    PublishedCatalogues,
+)
 from isd_service.domain.lifecycle import HOLDING, SCHEDULED, ReleaseState
 from isd_service.domain.record_query import QueryTooExpensive, RecordQuery
 from isd_service.domain.staging import Rows, Staged, overlay
@@ -116,6 +122,34 @@ def iter_snapshot(
     finally:
         # A reader that stops early must not leave PostgreSQL's server-side cursor open.
         result.close()
+
+
+PUBLISHED_CATALOGUES = PublishedCatalogues()
+
+
+def catalogue_of(version: Version) -> Catalogue:
+    """The catalogue ``version`` was published with, parsed once per process (shared: read
+    it, never change it)."""
+    return PUBLISHED_CATALOGUES.get(version.catalogue_sha256, lambda: version.catalogue)
+
+
+def published_catalogue(session: Session, number: int | None) -> tuple[int, Catalogue] | None:
+    """(number, catalogue) of version ``number`` (None: the latest), or None if there is no
+    such version: one small row read, the catalogue parsed only the first time its hash is
+    seen (see catalogue_of)."""
+    stmt = select(Version.number, Version.catalogue_sha256)
+    if number is None:
+        stmt = stmt.order_by(Version.number.desc()).limit(1)
+    elif 1 <= number <= 2**31 - 1:
+        stmt = stmt.where(Version.number == number)
+    else:
+        return None
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    found, sha256 = row
+    return found, PUBLISHED_CATALOGUES.get(sha256, lambda: session.scalars(
+        select(Version.catalogue).where(Version.number == found)).one())
 
 
 def records_page(session: Session, entity: EntityDef, version: int, query: RecordQuery, *,

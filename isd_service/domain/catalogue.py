@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +166,35 @@ class Catalogue:
     @classmethod
     def from_list(cls, items: Iterable[Mapping[str, Any]]) -> Catalogue:
         return cls(entity_from_dict(item) for item in items)
+
+
+class PublishedCatalogues:
+    """Parsed catalogues of published versions by their SHA-256, the last ``size`` used.
+
+    A published version's catalogue never changes and its hash names its content, so a
+    process parses each one once instead of on every request that reads a version. The
+    catalogues handed out are shared: read them, never change them.
+    """
+
+    def __init__(self, size: int = 16):
+        self._size = size
+        self._parsed: OrderedDict[str, Catalogue] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sha256: str, definitions: Callable[[], Iterable[Mapping[str, Any]]]
+            ) -> Catalogue:
+        """The catalogue whose hash is ``sha256``; ``definitions`` gives it when not held."""
+        with self._lock:
+            catalogue = self._parsed.get(sha256)
+            if catalogue is not None:
+                self._parsed.move_to_end(sha256)
+                return catalogue
+        catalogue = Catalogue.from_list(definitions())
+        with self._lock:
+            self._parsed[sha256] = catalogue
+            while len(self._parsed) > self._size:
+                self._parsed.popitem(last=False)
+        return catalogue
 
 
 def catalogue_sha256(definitions: list[dict[str, Any]]) -> str:

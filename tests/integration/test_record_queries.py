@@ -309,3 +309,26 @@ def test_a_budget_setting_it_cannot_use_is_refused(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ISD_RECORD_QUERY_BUDGET_MS", text)
     with pytest.raises(SettingError, match="ISD_RECORD_QUERY_BUDGET_MS"):
         settings()
+
+
+def test_a_page_is_written_as_the_apps_json_encoder_writes_it(app: Flask) -> None:
+    """The records route writes its answer from the stored texts; the bytes must be those
+    the app's encoder gives for the same page, outside ASCII and for DEL too."""
+    from isd_service.domain.catalogue import entity_from_dict
+    from isd_service.domain.records import encode
+    from isd_service.entrypoints.api.public import _record_page
+
+    entity = entity_from_dict({
+        "id": "sample", "name": "Sample", "source": "Sample", "key": ["code"],
+        "fields": [{"id": "code", "type": "string", "max_length": 20, "required": True},
+                   {"id": "count", "type": "integer"},
+                   {"id": "note", "type": "string", "max_length": 50}]})
+    records = [{"code": "A", "count": 3, "note": 'caf\u00e9 "\u00a3" \\ \x7f \U0001f600 \u2028'},
+               {"code": "B\u00fc"}, {"code": "C", "note": "\t\n"}]
+    projected = [{f: r.get(f) for f in entity.field_ids} for r in records]
+    with app.test_request_context():
+        for cursor in (None, "eyJ4Ijp0cnVlfQ"):
+            ours = _record_page(entity, 7, [encode(r) for r in records], cursor).get_data()
+            theirs = app.json.response({"entity": "sample", "version": 7, "records": projected,
+                                        "next_cursor": cursor}).get_data()
+            assert ours == theirs

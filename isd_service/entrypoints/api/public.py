@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -11,11 +12,11 @@ from isd_service.adapters import repository
 from isd_service.adapters.orm import Version
 from isd_service.adapters.signing import public_key_pem, sign
 from isd_service.domain import cursors
-from isd_service.domain.catalogue import Catalogue
+from isd_service.domain.catalogue import Catalogue, EntityDef
 from isd_service.domain.formats import dcat
 from isd_service.domain.manifest import manifest
 from isd_service.domain.record_query import RecordQuery, parse_filters
-from isd_service.domain.records import decode, project
+from isd_service.domain.records import projected_json
 from isd_service.domain.snapshot import entities_of
 from isd_service.entrypoints.api.blueprint import Blueprint
 from isd_service.entrypoints.api.caching import (
@@ -294,10 +295,15 @@ def get_records(args: dict[str, Any], entity_id: str) -> Any:
     any of its values; an empty value matches records without one.
     """
     known = {"version", "effective_on", "limit", "cursor"}
-    version = _version(args["version"]) if "version" in args else _latest()
-    entity = Catalogue.from_list(version.catalogue).get(entity_id)
+    found = repository.published_catalogue(session(), args.get("version"))
+    if found is None:  # the same problems as _version and _latest
+        raise ApiError(404, f"version {args['version']} has not been published"
+                       if "version" in args else "no version has been published yet",
+                       slug="no-such-version")
+    number, catalogue = found
+    entity = catalogue.get(entity_id)
     if entity is None:
-        raise ApiError(404, f"entity {entity_id!r} is not in version {version.number}",
+        raise ApiError(404, f"entity {entity_id!r} is not in version {number}",
                        slug="no-such-entity")
     equals, errors = parse_filters(entity, [(k, v) for k, v in request.args.items(multi=True)
                                             if k not in known])
@@ -311,12 +317,36 @@ def get_records(args: dict[str, Any], entity_id: str) -> Any:
     limit = args.get("limit", 100)
     after = _cursor(args["cursor"]) if "cursor" in args else None
     rows = repository.records_page(
-        session(), entity, version.number, RecordQuery(equals, on), after_key=after,
+        session(), entity, number, RecordQuery(equals, on), after_key=after,
         limit=limit, budget_ms=current_app.config["RECORD_QUERY_BUDGET_MS"])
-    records = [project(entity, decode(data)) for _key, data in rows[:limit]]
     cursor = cursors.encode(rows[limit - 1][0]) if len(rows) > limit else None
-    return {"entity": entity.id, "version": version.number, "records": records,
-            "next_cursor": cursor}
+    return _record_page(entity, number, [data for _key, data in rows[:limit]], cursor)
+
+
+def _record_page(entity: EntityDef, version: int, data: list[str], cursor: str | None
+                 ) -> Response:
+    """The page as the app's JSON encoder would write it (catalogue order, compact, ASCII),
+    written from the stored texts: no dictionaries built, then encoded again, per record."""
+    write = projected_json(entity)
+    text = (f'{{"entity":{json.dumps(entity.id)},"version":{version},'
+            f'"records":[{",".join([write(d) for d in data])}],'
+            f'"next_cursor":{json.dumps(cursor)}}}\n')
+    if not text.isascii() or "\x7f" in text:
+        text = NON_ASCII.sub(_json_escape, text)
+    return current_app.response_class(text, mimetype="application/json")
+
+
+# What json.dumps' ensure_ascii (the app's encoder) writes as escapes besides what
+# projected_json does: DEL and everything outside ASCII.
+NON_ASCII = re.compile(r"[^\x00-\x7e]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a surrogate pair
+    return f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
 
 
 def _cursor(cursor: str) -> str:

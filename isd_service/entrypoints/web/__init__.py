@@ -57,7 +57,7 @@ def _version(number: Any) -> Version:
 
 
 def _entity(version: Version, entity_id: str) -> EntityDef:
-    entity = Catalogue.from_list(version.catalogue).get(entity_id)
+    entity = repository.catalogue_of(version).get(entity_id)
     if entity is None:
         raise PageError(404, f"version {version.number} has no entity {entity_id!r}")
     return entity
