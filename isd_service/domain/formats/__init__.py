@@ -5,12 +5,14 @@ Reading turns input files into raw rows per entity; validation then types and ch
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import TextIO
 
 from isd_service.domain.catalogue import Catalogue, EntityDef
 from isd_service.domain.validation import Problem, RawRow
@@ -21,6 +23,8 @@ FORMATS = ("mdd-csv", "csv", "json")
 MAX_UNZIPPED_BYTES = 4 * 1024**3
 MAX_ZIP_MEMBERS = 1000
 ZIP_MAGIC = b"PK\x03\x04"
+# Bytes decoded at a time when a file's encoding is checked.
+TEXT_CHUNK = 1 << 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MDD_NAME = re.compile(r"^(?P<stem>.+?)(?:_(?P<version>[0-9]+))?\.csv$", re.IGNORECASE)
 
@@ -73,6 +77,31 @@ def decode_text(data: bytes, file: str) -> tuple[str | None, list[Problem]]:
         return None, [Problem(
             f"not valid UTF-8 (byte 0x{byte}); files must be UTF-8 encoded",
             file=file, line=line)]
+
+
+def text_stream(data: bytes, file: str) -> tuple[TextIO | None, list[Problem]]:
+    """``decode_text``'s checks and problems, but the text as a stream read from ``data``:
+    a file of hundreds of megabytes is not held a second time as one string."""
+    if not data.strip():
+        return None, [Problem("the file is empty", file=file, line=1)]
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        return None, [Problem("NUL byte in the file: it is not a text file", file=file,
+                              line=line)]
+    view = memoryview(data)
+    position = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    while position < len(data):  # check the encoding a chunk at a time, keeping nothing
+        end = position + TEXT_CHUNK
+        try:
+            _, used = codecs.utf_8_decode(view[position:end], "strict", end >= len(data))
+        except UnicodeDecodeError as exc:
+            bad = position + exc.start
+            byte = data[bad : bad + 1].hex().upper()
+            return None, [Problem(
+                f"not valid UTF-8 (byte 0x{byte}); files must be UTF-8 encoded",
+                file=file, line=data[:bad].count(b"\n") + 1)]
+        position += used
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline=""), []
 
 
 def entity_for_file(catalogue: Catalogue, fmt: str, name: str) -> EntityDef | None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from isd_service.domain.catalogue import EntityDef, FieldDef
-from isd_service.domain.formats import EntityRows, decode_text
+from isd_service.domain.formats import EntityRows, text_stream
 from isd_service.domain.validation import Problem, RawRow
 
 MAX_FIELD_SIZE = 100_000
@@ -31,11 +31,11 @@ def read_table(
     ``problems`` as they are met. With ``keys_only`` (a delete load) only the key columns
     are required.
     """
-    text, problems = decode_text(data, file)
+    text, problems = text_stream(data, file)
     if text is None:
         return None, [_at(p, entity) for p in problems]
     csv.field_size_limit(MAX_FIELD_SIZE)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(text, strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
