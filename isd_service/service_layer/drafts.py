@@ -216,9 +216,13 @@ def _record_load(
     digest = hashlib.sha256()
     described = []
     for f in files:
-        file_hash = hashlib.sha256(f.data).hexdigest()
+        file_digest, size = hashlib.sha256(), 0
+        for chunk in f.chunks():
+            file_digest.update(chunk)
+            size += len(chunk)
+        file_hash = file_digest.hexdigest()
         digest.update(f"{file_hash}  {safe_name(f.name)}\n".encode())
-        described.append({"name": safe_name(f.name), "size": len(f.data), "sha256": file_hash})
+        described.append({"name": safe_name(f.name), "size": size, "sha256": file_hash})
     record = Load(
         created_at=datetime.now(UTC), actor=actor, organisation=organisation, format=fmt,
         mode=mode, files=described, sha256=digest.hexdigest(), entities=per_entity,
