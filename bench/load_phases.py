@@ -54,7 +54,7 @@ def draft_copies(url: str) -> list[tuple[str, float, int]]:
     with psycopg.connect(conninfo) as conn:
         chunks = []
         with conn.cursor().copy("COPY (SELECT entity_id, key, op, data, load_id "
-                                "FROM draft_change) TO STDOUT") as copy:
+                                "FROM staged_change) TO STDOUT") as copy:
             for chunk in copy:
                 chunks.append(bytes(chunk))
         rows = b"".join(chunks)

@@ -13,8 +13,11 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Integer,
+    MetaData,
+    String,
     Table,
     and_,
     delete,
@@ -37,6 +40,7 @@ from isd_service.adapters.orm import (
     FIELD_INDEX_PREFIX,
     CatalogueEntity,
     CatalogueField,
+    KeyText,
     Load,
     Record,
     Release,
@@ -56,7 +60,7 @@ from isd_service.domain.catalogue import (
 )
 from isd_service.domain.lifecycle import HOLDING, SCHEDULED, ReleaseState
 from isd_service.domain.record_query import QueryTooExpensive, RecordQuery
-from isd_service.domain.staging import Rows, Staged, overlay
+from isd_service.domain.staging import Counts, Rows, Staged, overlay
 
 STREAM_BATCH = 5000
 INSERT_BATCH = 5000
@@ -300,7 +304,7 @@ def key_rows(session: Session, entity_id: str, key: str) -> list[tuple[int, int 
     return [(vf, vt, data) for vf, vt, data in session.execute(stmt)]
 
 
-def bulk_insert(session: Session, model: type[DeclarativeBase], columns: Sequence[str],
+def bulk_insert(session: Session, model: type[DeclarativeBase] | Table, columns: Sequence[str],
                 rows: Iterable[Sequence[Any]]) -> int:
     """Insert many rows in the session's transaction; return how many.
 
@@ -309,7 +313,7 @@ def bulk_insert(session: Session, model: type[DeclarativeBase], columns: Sequenc
     databases by batches of executemany. ``rows`` may be a stream.
     """
     connection = session.connection()
-    table = cast(Table, model.__table__)
+    table = model if isinstance(model, Table) else cast(Table, model.__table__)
     if connection.dialect.name == "postgresql":
         quote = connection.dialect.identifier_preparer.quote
         names = ", ".join(quote(c) for c in columns)
@@ -410,6 +414,231 @@ def replace_staged(session: Session, entity_id: str, frozen_for: int | None,
                 ["frozen_for", "entity_id", "key", "op", "data", "load_id"],
                 ((frozen_for, entity_id, key, op, data, load_id)
                  for key, op, data, load_id in rows))
+
+
+# --- a load's incoming rows, compared with the records in SQL -------------------------------
+# A load writes its checked rows (key text, stored data, line) to a temporary table as they
+# are read, then finds duplicate keys and its net change with set-based statements: the
+# version is never held in the process, on either database.
+_incoming_meta = MetaData()
+INCOMING = Table("load_incoming", _incoming_meta,
+                 Column("part", Integer, nullable=False),
+                 Column("key", KeyText, nullable=False),
+                 Column("data", Text, nullable=False),
+                 Column("line", Integer),
+                 prefixes=["TEMPORARY"])
+TOUCHED = Table("load_touched", _incoming_meta,
+                Column("key", KeyText, nullable=False),
+                Column("op", String(8), nullable=False),
+                Column("data", Text),
+                prefixes=["TEMPORARY"])
+
+
+def start_incoming(session: Session) -> None:
+    """Create (empty) the temporary tables of a load in the session's transaction."""
+    connection = session.connection()
+    for table in (INCOMING, TOUCHED):
+        table.drop(connection, checkfirst=True)
+        table.create(connection)
+    if connection.dialect.name == "postgresql":
+        # The load's joins and duplicate search hash a whole file's keys: in memory, not on
+        # disk. The server's memory, for this transaction only.
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
+
+
+def end_incoming(session: Session) -> None:
+    connection = session.connection()
+    for table in (INCOMING, TOUCHED):
+        table.drop(connection, checkfirst=True)
+
+
+def add_incoming(session: Session, part: int,
+                 rows: Iterable[tuple[str, str, int | None]]) -> int:
+    """Write a stream of (key, data, line) of one file's entity (``part``); return how many."""
+    return bulk_insert(session, INCOMING, ["part", "key", "data", "line"],
+                       ((part, key, data, line) for key, data, line in rows))
+
+
+def index_incoming(session: Session) -> None:
+    """Index the incoming rows once written (cheaper than indexing row by row).
+
+    PostgreSQL joins by hashing, so the parts alone are indexed there (rows of one part are
+    together); SQLite joins through indexes, and would otherwise build one per statement.
+    """
+    if session.connection().dialect.name == "postgresql":
+        session.execute(text("CREATE INDEX load_incoming_part ON load_incoming (part)"))
+        session.execute(text("ANALYZE load_incoming"))
+    else:
+        session.execute(text("CREATE INDEX load_incoming_key ON load_incoming (part, key)"))
+
+
+def incoming_duplicates(session: Session, part: int) -> list[tuple[int, int, str]]:
+    """(line, first line, data) of each incoming row whose key an earlier row has, in line
+    order."""
+    stmt = text("""
+        SELECT i.line, f.first_line, i.data
+        FROM load_incoming i
+        JOIN (SELECT key, min(line) AS first_line FROM load_incoming
+              WHERE part = :part GROUP BY key HAVING count(*) > 1) f ON f.key = i.key
+        WHERE i.part = :part AND i.line > f.first_line
+        ORDER BY i.line""")
+    return [(line, first, data) for line, first, data in
+            session.execute(stmt, {"part": part})]
+
+
+def incoming_rows(session: Session, part: int) -> list[tuple[str, str, int | None]]:
+    """(key, data, line) of one part's incoming rows in line order (for small loads)."""
+    stmt = text("SELECT key, data, line FROM load_incoming WHERE part = :part ORDER BY line")
+    return [(key, data, line) for key, data, line in session.execute(stmt, {"part": part})]
+
+
+def _set_sql(frozen_for: int | None, alias: str) -> str:
+    return (f"{alias}.frozen_for IS NULL" if frozen_for is None
+            else f"{alias}.frozen_for = :target")
+
+
+def _staging_sql(frozen_for: int | None, base_frozen: int | None) -> tuple[str, str]:
+    """The SQL of a set's changes (S: key, op, data) and of their base (B: key, data)."""
+    staged_sql = (f"SELECT s.key, s.op, s.data FROM staged_change s "
+                  f"WHERE s.entity_id = :entity AND {_set_sql(frozen_for, 's')}")
+    live = "SELECT r.key, r.data FROM record r WHERE r.entity_id = :entity AND r.valid_to IS NULL"
+    if base_frozen is None:
+        return staged_sql, live
+    base = (f"SELECT f.key, f.data FROM staged_change f WHERE f.entity_id = :entity "
+            f"AND f.frozen_for = :base AND f.op = 'upsert' UNION ALL {live} AND NOT EXISTS "
+            f"(SELECT 1 FROM staged_change g WHERE g.entity_id = :entity "
+            f"AND g.frozen_for = :base AND g.key = r.key)")
+    return staged_sql, base
+
+
+def _incoming_changes_sql(frozen_for: int | None, base_frozen: int | None,
+                          mode: str) -> tuple[str, str, str]:
+    """Three SELECTs over one part's incoming rows against the set (S) and its base (B):
+    the counts, the new staged entries (key, op, data; op 'none': no entry), and (delete
+    mode) the rows whose key is not in the view (line, data).
+
+    The rule (see domain/staging.py): the view V is B with S on top. An incoming record is
+    inserted (not in V), unchanged (equal to V) or updated; a changed key's entry becomes
+    the record, or nothing when the record equals B. A replace load deletes what V holds
+    and the file does not; a delete load deletes keys V holds and refuses the others. A
+    deleted key's entry is a delete, or nothing when B lacks the key.
+    """
+    staged_sql, base_sql = _staging_sql(frozen_for, base_frozen)
+    joined = (f"FROM load_incoming i LEFT JOIN ({staged_sql}) s ON s.key = i.key "
+              f"LEFT JOIN ({base_sql}) b ON b.key = i.key WHERE i.part = :part")
+    view = "CASE WHEN s.key IS NOT NULL THEN s.data ELSE b.data END"
+    if mode == "delete":
+        in_view = ("(CASE WHEN s.key IS NOT NULL THEN (CASE WHEN s.op = 'upsert' THEN 1 "
+                   "ELSE 0 END) WHEN b.key IS NOT NULL THEN 1 ELSE 0 END) = 1")
+        counts = (f"SELECT 0, 0, COALESCE(SUM(CASE WHEN {in_view} THEN 1 ELSE 0 END), 0), 0 "
+                  f"{joined}")
+        changes = (f"SELECT i.key AS key, CASE WHEN b.key IS NOT NULL THEN 'delete' "
+                   f"ELSE 'none' END AS op, NULL AS data {joined} AND {in_view}")
+        missing = f"SELECT i.line, i.data {joined} AND NOT ({in_view}) ORDER BY i.line"
+        return counts, changes, missing
+    counts = (f"SELECT COALESCE(SUM(CASE WHEN v IS NULL THEN 1 ELSE 0 END), 0), "
+              f"COALESCE(SUM(CASE WHEN v <> data THEN 1 ELSE 0 END), 0), 0, "
+              f"COALESCE(SUM(CASE WHEN v = data THEN 1 ELSE 0 END), 0) "
+              f"FROM (SELECT i.data AS data, {view} AS v {joined}) x")
+    changes = (f"SELECT i.key AS key, CASE WHEN b.data = i.data THEN 'none' ELSE 'upsert' "
+               f"END AS op, i.data AS data {joined} AND ({view} IS NULL OR {view} <> i.data)")
+    return counts, changes, ""
+
+
+def _replaced_sql(frozen_for: int | None, base_frozen: int | None) -> str:
+    """A replace load's deletes: (key, op, data) of the keys the view holds and the file
+    does not."""
+    staged_sql, base_sql = _staging_sql(frozen_for, base_frozen)
+    absent = ("NOT EXISTS (SELECT 1 FROM load_incoming i WHERE i.part = :part "
+              "AND i.key = v.key)")
+    return (f"SELECT v.key AS key, CASE WHEN v.in_base = 1 THEN 'delete' ELSE 'none' END "
+            f"AS op, NULL AS data "
+            f"FROM (SELECT s.key, CASE WHEN b.key IS NULL THEN 0 ELSE 1 END AS in_base "
+            f"FROM ({staged_sql}) s LEFT JOIN ({base_sql}) b ON b.key = s.key "
+            f"WHERE s.op = 'upsert' "
+            f"UNION ALL SELECT b.key, 1 FROM ({base_sql}) b WHERE NOT EXISTS "
+            f"(SELECT 1 FROM ({staged_sql}) s WHERE s.key = b.key)) v WHERE {absent}")
+
+
+def _params(entity_id: str, part: int, frozen_for: int | None,
+            base_frozen: int | None) -> dict[str, Any]:
+    return {"entity": entity_id, "part": part, "target": frozen_for, "base": base_frozen}
+
+
+def _nothing_there(session: Session, params: dict[str, Any], frozen_for: int | None,
+                   base_frozen: int | None) -> bool:
+    """Whether the set and its base hold nothing of the entity (its first load)."""
+    staged_sql, base_sql = _staging_sql(frozen_for, base_frozen)
+    return all(session.execute(text(f"SELECT 1 FROM ({sql}) x LIMIT 1"), params).first() is None
+               for sql in (staged_sql, base_sql))
+
+
+def incoming_counts(session: Session, entity_id: str, part: int, mode: str,
+                    frozen_for: int | None, base_frozen: int | None
+                    ) -> tuple[Counts, list[tuple[int, str]]]:
+    """What a load of one part would change in the set ``frozen_for`` (whose base is the
+    latest version with the frozen set ``base_frozen`` on top, if any): its counts, and
+    (delete mode) (line, data) of the rows whose key is not there to delete."""
+    params = _params(entity_id, part, frozen_for, base_frozen)
+    if mode != "delete" and _nothing_there(session, params, frozen_for, base_frozen):
+        inserted = session.execute(text("SELECT count(*) FROM load_incoming WHERE part = :part"),
+                                   params).scalar_one()
+        return Counts(inserted=int(inserted)), []
+    counts_sql, _, missing_sql = _incoming_changes_sql(frozen_for, base_frozen, mode)
+    inserted, updated, deleted, unchanged = session.execute(text(counts_sql), params).one()
+    counts = Counts(inserted=int(inserted), updated=int(updated), deleted=int(deleted),
+                    unchanged=int(unchanged))
+    missing: list[tuple[int, str]] = []
+    if mode == "delete":
+        missing = [(line, data) for line, data in session.execute(text(missing_sql), params)]
+    if mode == "replace":
+        counted = f"SELECT count(*) FROM ({_replaced_sql(frozen_for, base_frozen)}) d"
+        counts.deleted += int(session.execute(text(counted), params).scalar_one())
+    return counts, missing
+
+
+def stage_incoming(session: Session, entity_id: str, part: int, mode: str,
+                   frozen_for: int | None, base_frozen: int | None, load_id: int) -> int:
+    """Stage one part's net change into the set ``frozen_for`` as ``incoming_counts``
+    worked it out; return how many staged entries changed. Entries the load leaves as they
+    were keep their load."""
+    params = _params(entity_id, part, frozen_for, base_frozen) | {"load": load_id}
+    _, changes_sql, _ = _incoming_changes_sql(frozen_for, base_frozen, mode)
+    selects = [changes_sql] + ([_replaced_sql(frozen_for, base_frozen)]
+                               if mode == "replace" else [])
+    target = "NULL" if frozen_for is None else ":target"
+    columns = "(frozen_for, entity_id, key, op, data, load_id)"
+    if mode != "delete" and _nothing_there(session, params, frozen_for, base_frozen):
+        # A first load of the entity: every row is an insert, written as it stands.
+        result = session.execute(text(
+            f"INSERT INTO staged_change {columns} SELECT {target}, :entity, i.key, 'upsert', "
+            f"i.data, :load FROM load_incoming i WHERE i.part = :part"), params)
+        return result.rowcount or 0  # type: ignore[attr-defined]
+    if session.execute(select(StagedChange.id).where(
+            StagedChange.entity_id == entity_id, in_set(frozen_for)).limit(1)).first() is None:
+        # Nothing staged yet (a first load): every change is a new entry, written at once.
+        changed = 0
+        for sql in selects:
+            result = session.execute(text(
+                f"INSERT INTO staged_change {columns} SELECT {target}, :entity, c.key, c.op, "
+                f"c.data, :load FROM ({sql}) c WHERE c.op <> 'none'"), params)
+            changed += result.rowcount or 0  # type: ignore[attr-defined]
+        return changed
+    session.execute(text("DELETE FROM load_touched"))
+    changed = 0
+    for sql in selects:
+        result = session.execute(text(f"INSERT INTO load_touched (key, op, data) {sql}"),
+                                 params)
+        changed += result.rowcount or 0  # type: ignore[attr-defined]
+    if changed:
+        session.execute(text(
+            f"DELETE FROM staged_change WHERE entity_id = :entity AND "
+            f"{_set_sql(frozen_for, 'staged_change')} AND key IN (SELECT key FROM load_touched)"),
+            params)
+        session.execute(text(
+            f"INSERT INTO staged_change {columns} SELECT {target}, :entity, t.key, t.op, "
+            f"t.data, :load FROM load_touched t WHERE t.op <> 'none'"), params)
+    return changed
 
 
 def drop_staged(session: Session, entity_id: str, keys: Iterable[str],

@@ -6,16 +6,22 @@ staged set is always the exact difference between its base and what will be publ
 
 The open draft's base is the latest version with the frozen release's set on top (what the
 frozen release will leave); a frozen set's base is the latest version.
+
+A load changes a set by this rule. Its view is the base with the set on top. An incoming
+record is inserted (its key is not in the view), unchanged (equal to the view's record) or
+updated; the entry of a key it inserts or updates becomes the record, or goes when the record
+equals the base's. A replace load also deletes every key of the view its files lack; a delete
+load deletes the keys it names, and a key the view lacks is a problem. The entry of a deleted
+key becomes a delete, or goes when the base lacks the key. Entries the load leaves as they
+were keep the load that staged them. Loads run the rule as set-based SQL over the records
+(adapters/repository.py, ``incoming_counts`` and ``stage_incoming``), so that a version is
+never held in the process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-
-from isd_service.domain.catalogue import EntityDef
-from isd_service.domain.records import decode
-from isd_service.domain.validation import Problem, Validated
+from dataclasses import dataclass
 
 MODES = ("replace", "upsert", "delete")
 # Where a load goes: the open draft (of the next planned release), or, by override, the
@@ -47,31 +53,6 @@ class Counts:
                 "deleted": self.deleted, "unchanged": self.unchanged}
 
 
-@dataclass
-class StagedEntity:
-    """One entity's staged changes after a load, and what the load changed."""
-
-    entity: EntityDef
-    counts: Counts = field(default_factory=Counts)
-    # key -> (op, data): the entity's whole staged set after this load; and before it
-    draft: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    before: Staged = field(default_factory=dict)
-
-    @property
-    def changed(self) -> bool:
-        return {key: (op, data) for key, (op, data, _) in self.before.items()} != self.draft
-
-    def rows(self, load_id: int) -> Iterable[tuple[str, str, str | None, int | None]]:
-        """(key, op, data, load id) of the new staged set; unchanged rows keep their load."""
-        old = self.before
-        for key, (op, data) in self.draft.items():
-            prior = old.get(key)
-            if prior is not None and prior[0] == op and prior[1] == data:
-                yield key, op, data, prior[2]
-            else:
-                yield key, op, data, load_id
-
-
 def overlay(base: Mapping[str, str], changes: Iterable[tuple[str, str, str | None]]) -> Rows:
     """The records as they stand with staged changes (key, op, data) on top of ``base``."""
     view = dict(base)
@@ -88,53 +69,6 @@ def is_net(base: Mapping[str, str], key: str, op: str, data: str | None) -> bool
     if op == DELETE:
         return key in base
     return base.get(key) != data
-
-
-def stage(validated: Validated, mode: str, base: Rows, staged: Staged,
-          problems: list[Problem]) -> StagedEntity:
-    """Work out an entity's staged set after a load of ``validated`` in ``mode``.
-
-    ``base`` is what the staged set is the net change against, ``staged`` the set as it
-    stands. A delete of a key that is not there is a problem (added to ``problems``).
-    """
-    entity = validated.entity
-    view = overlay(base, ((key, op, data) for key, (op, data, _) in staged.items()))
-    result = StagedEntity(entity=entity, before=staged,
-                          draft={key: (op, data) for key, (op, data, _) in staged.items()})
-    counts = result.counts
-    incoming = validated.data
-
-    def set_draft(key: str, data: str | None) -> None:
-        if data == base.get(key):
-            result.draft.pop(key, None)
-        else:
-            result.draft[key] = (DELETE, None) if data is None else (UPSERT, data)
-
-    if mode == DELETE:
-        for key in incoming:
-            if key not in view:
-                problems.append(Problem("no record with this key in the draft to delete",
-                                        entity.id, validated.file, validated.lines[key],
-                                        entity.key[0], decode(incoming[key])[entity.key[0]]))
-                continue
-            counts.deleted += 1
-            set_draft(key, None)
-        return result
-    for key, data in incoming.items():
-        old = view.get(key)
-        if old is None:
-            counts.inserted += 1
-        elif old == data:
-            counts.unchanged += 1
-            continue
-        else:
-            counts.updated += 1
-        set_draft(key, data)
-    if mode == "replace":
-        for key in view.keys() - incoming.keys():
-            counts.deleted += 1
-            set_draft(key, None)
-    return result
 
 
 def merge_back(frozen: Iterable[tuple[str, str, str, str | None, int | None]],

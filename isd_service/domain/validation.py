@@ -8,7 +8,7 @@ name a participant that no other entity knows).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -196,22 +196,23 @@ def checker(fdef: FieldDef, *, dates: str = "iso") -> Check:
     return check_cached
 
 
-def validate_rows(
+def check_rows(
     entity: EntityDef,
     rows: Iterable[RawRow],
+    problems: list[Problem],
     *,
     dates: str = "iso",
     file: str | None = None,
     keys_only: bool = False,
-) -> tuple[Validated, list[Problem]]:
-    """Check every row of one entity; return the valid records and every problem found.
+) -> Iterator[tuple[str, str, int]]:
+    """Check every row of one entity on its own; yield (key text, stored data, line) of each
+    row that passes, and add what is wrong with the others to ``problems``, in row order.
 
-    With ``keys_only`` (delete loads) only the key fields are read and checked. ``rows``
-    may be a stream: each row is checked, kept in its stored form and let go.
+    The checks of a row alone: types, lengths, required values, enumerations and dates in
+    order. A key met twice is the caller's to find (``duplicate_key`` words it), so that a
+    load of millions of records need not hold their keys. With ``keys_only`` (delete loads)
+    only the key fields are read and checked. ``rows`` may be a stream.
     """
-    result = Validated(entity=entity, file=file)
-    data, lines = result.data, result.lines
-    problems: list[Problem] = []
     fields = [entity.field(k) for k in entity.key] if keys_only else list(entity.fields)
     checks = [(f.id, f.required, checker(f, dates=dates)) for f in fields if f is not None]
     encode = encoder_for(entity)
@@ -245,13 +246,37 @@ def validate_rows(
                     f"effective-to date is before effective-from date ({values.get(eff_from)})",
                     entity.id, file, row.line, eff_to, values.get(eff_to)))
                 continue
-        key = key_text(entity, record)
+        yield key_text(entity, record), encode(record), row.line
+
+
+def duplicate_key(entity: EntityDef, file: str | None, line: int, first_line: int,
+                  data: str) -> Problem:
+    """The problem of a row (at ``line``, stored ``data``) whose key an earlier row has."""
+    return Problem(f"duplicate key: the same {', '.join(entity.key)} is on line {first_line}",
+                   entity.id, file, line, entity.key[0], decode(data)[entity.key[0]])
+
+
+def validate_rows(
+    entity: EntityDef,
+    rows: Iterable[RawRow],
+    *,
+    dates: str = "iso",
+    file: str | None = None,
+    keys_only: bool = False,
+) -> tuple[Validated, list[Problem]]:
+    """Check every row of one entity; return the valid records and every problem found.
+
+    The rows' checks (``check_rows``) with the unique key checked on the records held: for
+    the callers that want the records in memory (a load streams them instead).
+    """
+    result = Validated(entity=entity, file=file)
+    data, lines = result.data, result.lines
+    problems: list[Problem] = []
+    for key, stored, line in check_rows(entity, rows, problems, dates=dates, file=file,
+                                        keys_only=keys_only):
         if key in data:
-            problems.append(Problem(
-                f"duplicate key: the same {', '.join(entity.key)} is on line "
-                f"{lines[key]}", entity.id, file, row.line, entity.key[0],
-                record[entity.key[0]]))
+            problems.append(duplicate_key(entity, file, line, lines[key], stored))
             continue
-        data[key] = encode(record)
-        lines[key] = row.line
+        data[key] = stored
+        lines[key] = line
     return result, problems

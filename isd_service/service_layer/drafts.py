@@ -7,7 +7,9 @@ all or nothing: one problem anywhere in its files and nothing changes.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,11 +18,19 @@ from sqlalchemy.orm import Session
 from isd_service.adapters import repository
 from isd_service.adapters.orm import Load, ReleaseLoad
 from isd_service.domain import ownership
-from isd_service.domain.catalogue import Catalogue
+from isd_service.domain.catalogue import Catalogue, EntityDef
 from isd_service.domain.delta import staged_changes
 from isd_service.domain.formats import InputFile, parse_files, safe_name
-from isd_service.domain.staging import MODES, TARGETS, Counts, StagedEntity, is_net, stage
-from isd_service.domain.validation import LoadRejected, Problem, Validated, validate_rows
+from isd_service.domain.records import decode
+from isd_service.domain.staging import MODES, TARGETS, Counts, is_net
+from isd_service.domain.validation import (
+    LoadRejected,
+    Problem,
+    Validated,
+    check_rows,
+    duplicate_key,
+    validate_rows,
+)
 from isd_service.service_layer import approvals, audit
 from isd_service.service_layer.unit_of_work import UnitOfWork
 
@@ -101,33 +111,58 @@ def load_in(
             raise LoadRejected([Problem("no release is frozen: load into the open draft")])
         frozen_for, release = frozen.id, frozen
     report("read", 0, len(files))
-    validated, problems = read_files(catalogue, files, fmt, entity_id, mode, report)
+    groups, problems = parse_files(catalogue, files, fmt, entity_id, keys_only=mode == "delete")
+    # Each file's checked rows go to the database as they are read; duplicate keys and the
+    # comparison with the records are then found there, so a version is never held here.
+    repository.start_incoming(session)
+    parts: list[Part] = []
+    found_in: list[list[Problem]] = []
+    for i, g in enumerate(groups, start=1):
+        found: list[Problem] = []
+        repository.add_incoming(session, i, check_rows(
+            g.entity, g.rows, found, dates=g.dates, file=g.file, keys_only=mode == "delete"))
+        g.rows = []
+        parts.append(Part(i, g.entity, g.file))
+        found_in.append(found)
+        report(f"validate {g.entity.id}", i, len(groups))
+    repository.index_incoming(session)
+    for g, p, found in zip(groups, parts, found_in, strict=True):
+        duplicates = [duplicate_key(p.entity, p.file, line, first, data)
+                      for line, first, data in repository.incoming_duplicates(session, p.part)]
+        problems += g.problems + list(heapq.merge(found, duplicates,
+                                                  key=lambda q: q.line or 0))
     if restricted_to is not None and ownership_fields:
-        problems += _ownership_problems(session, validated, restricted_to, mode,
-                                        ownership_fields)
+        problems += _ownership_problems(session, parts, restricted_to, mode,
+                                        ownership_fields, add=not problems)
     if problems:
         raise LoadRejected(problems)
-    staged_entities = []
-    for i, v in enumerate(validated, start=1):
-        base = (repository.live_rows(session, v.entity.id) if frozen_for is not None
-                else repository.base_rows(session, v.entity.id))
-        staged_entities.append(stage(v, mode, base,
-                                     repository.staged(session, v.entity.id, frozen_for),
-                                     problems))
-        report(f"stage {v.entity.id}", i, len(validated))
+    base_frozen = frozen.id if frozen is not None and frozen_for is None else None
+    counted: list[tuple[Part, Counts]] = []
+    for i, p in enumerate(parts, start=1):
+        counts, missing = repository.incoming_counts(session, p.entity.id, p.part, mode,
+                                                     frozen_for, base_frozen)
+        key0 = p.entity.key[0]
+        problems += [Problem("no record with this key in the draft to delete", p.entity.id,
+                             p.file, line, key0, decode(data)[key0]) for line, data in missing]
+        counted.append((p, counts))
+        report(f"stage {p.entity.id}", i, len(parts))
     if problems:
         raise LoadRejected(problems)
-    record = _record_load(session, files, fmt, mode, actor, organisation, staged_entities)
-    for s in staged_entities:
-        if s.changed:
-            repository.replace_staged(session, s.entity.id, frozen_for, s.rows(record.id))
+    record = _record_load(session, files, fmt, mode, actor, organisation,
+                          [(p.entity.id, counts) for p, counts in counted])
+    changed = False
+    for p, _ in counted:
+        if repository.stage_incoming(session, p.entity.id, p.part, mode, frozen_for,
+                                     base_frozen, record.id):
+            changed = True
         if frozen_for is not None:
-            _rebase_open_draft(session, s.entity.id)
+            _rebase_open_draft(session, p.entity.id)
+    repository.end_incoming(session)
     if release is not None:
         session.add(ReleaseLoad(load_id=record.id, release_id=release.id))
-    report("write", len(staged_entities), len(staged_entities))
+    report("write", len(parts), len(parts))
     audit.load_accepted(session, record)
-    if any(s.changed for s in staged_entities):
+    if changed:
         # Approvals were for the set as it stood: this load changed it.
         approvals.void_requests(session, frozen_for,
                                 reason=f"load {record.id} changed the set after the request",
@@ -135,34 +170,59 @@ def load_in(
     return record
 
 
-def _ownership_problems(session: Session, validated: list[Validated], organisation: str,
-                        mode: str, fields: Mapping[str, str]) -> list[Problem]:
+@dataclass
+class Part:
+    """One file's rows of an entity in a load, as written to the incoming rows."""
+
+    part: int
+    entity: EntityDef
+    file: str
+
+
+def _ownership_problems(session: Session, parts: list[Part], organisation: str, mode: str,
+                        fields: Mapping[str, str], *, add: bool) -> list[Problem]:
+    """The problems of a restricted load (a participant's: small), checked on its records
+    held here; with ``add``, a replace load that passes gets everybody else's records."""
     problems: list[Problem] = []
-    for v in validated:
+    for p in parts:
+        v = Validated(entity=p.entity, file=p.file)
+        for key, data, line in repository.incoming_rows(session, p.part):
+            if key not in v.data:
+                v.data[key] = data
+                v.lines[key] = line or 0
         owner = ownership.owner_field(fields, v)
         if owner is None:
             problems.append(ownership.not_owned(organisation, v))
             continue
-        problems += ownership.check(v, owner, organisation, mode,
-                                    repository.draft_rows(session, v.entity.id))
+        sent = set(v.data)
+        found = ownership.check(v, owner, organisation, mode,
+                                repository.draft_rows(session, p.entity.id))
+        problems += found
+        if add and not found:
+            repository.add_incoming(session, p.part, ((key, data, None) for key, data
+                                                      in v.data.items() if key not in sent))
     return problems
 
 
 def _record_load(
     session: Session, files: list[InputFile], fmt: str, mode: str, actor: str,
-    organisation: str | None, staged: list[StagedEntity],
+    organisation: str | None, staged: list[tuple[str, Counts]],
 ) -> Load:
     total = Counts()
     per_entity: dict[str, Any] = {}
-    for s in staged:
-        total.add(s.counts)
-        per_entity[s.entity.id] = s.counts.to_dict()
+    for eid, counts in staged:
+        total.add(counts)
+        per_entity[eid] = counts.to_dict()
     digest = hashlib.sha256()
     described = []
     for f in files:
-        file_hash = hashlib.sha256(f.data).hexdigest()
+        file_digest, size = hashlib.sha256(), 0
+        for chunk in f.chunks():
+            file_digest.update(chunk)
+            size += len(chunk)
+        file_hash = file_digest.hexdigest()
         digest.update(f"{file_hash}  {safe_name(f.name)}\n".encode())
-        described.append({"name": safe_name(f.name), "size": len(f.data), "sha256": file_hash})
+        described.append({"name": safe_name(f.name), "size": size, "sha256": file_hash})
     record = Load(
         created_at=datetime.now(UTC), actor=actor, organisation=organisation, format=fmt,
         mode=mode, files=described, sha256=digest.hexdigest(), entities=per_entity,

@@ -5,12 +5,15 @@ Reading turns input files into raw rows per entity; validation then types and ch
 
 from __future__ import annotations
 
+import codecs
 import io
+import itertools
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
+from typing import TextIO
 
 from isd_service.domain.catalogue import Catalogue, EntityDef
 from isd_service.domain.validation import Problem, RawRow
@@ -21,16 +24,32 @@ FORMATS = ("mdd-csv", "csv", "json")
 MAX_UNZIPPED_BYTES = 4 * 1024**3
 MAX_ZIP_MEMBERS = 1000
 ZIP_MAGIC = b"PK\x03\x04"
+# Bytes decoded at a time when a file's encoding is checked.
+TEXT_CHUNK = 1 << 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MDD_NAME = re.compile(r"^(?P<stem>.+?)(?:_(?P<version>[0-9]+))?\.csv$", re.IGNORECASE)
 
 
 @dataclass
 class InputFile:
-    """One uploaded or named file: its base name and its bytes."""
+    """One uploaded or named file: its base name and its bytes, or the path to read them
+    from as they are needed (a large file is then never held whole by a load)."""
 
     name: str
-    data: bytes
+    data: bytes = b""
+    path: Path | None = None
+
+    def content(self) -> bytes:
+        """The file's bytes, read whole."""
+        return self.path.read_bytes() if self.path is not None else self.data
+
+    def source(self) -> bytes | Path:
+        """What ``text_stream`` reads: the path when there is one."""
+        return self.path if self.path is not None else self.data
+
+    def chunks(self) -> Iterator[bytes]:
+        """The file's bytes a chunk at a time."""
+        return _chunks(self.source())
 
 
 @dataclass
@@ -75,6 +94,46 @@ def decode_text(data: bytes, file: str) -> tuple[str | None, list[Problem]]:
             file=file, line=line)]
 
 
+def _chunks(source: bytes | Path) -> Iterator[bytes]:
+    if isinstance(source, bytes):
+        for start in range(0, len(source), TEXT_CHUNK):
+            yield source[start : start + TEXT_CHUNK]
+        return
+    with source.open("rb") as stream:
+        while chunk := stream.read(TEXT_CHUNK):
+            yield chunk
+
+
+def text_stream(source: bytes | Path, file: str) -> tuple[TextIO | None, list[Problem]]:
+    """``decode_text``'s checks and problems, but the text as a stream read from ``source``
+    (bytes, or a file's path): a file of hundreds of megabytes is never held as one string,
+    nor, from a path, as bytes."""
+    blank, lines = True, 0
+    for chunk in _chunks(source):
+        at = chunk.find(b"\x00")
+        if at >= 0:
+            return None, [Problem("NUL byte in the file: it is not a text file", file=file,
+                                  line=lines + chunk.count(b"\n", 0, at) + 1)]
+        blank = blank and not chunk.strip()
+        lines += chunk.count(b"\n")
+    if blank:
+        return None, [Problem("the file is empty", file=file, line=1)]
+    pending, lines = b"", 0
+    for chunk in itertools.chain(_chunks(source), [b""]):  # b"": the end
+        pending += chunk
+        try:  # check the encoding a chunk at a time, keeping nothing of the text
+            _, used = codecs.utf_8_decode(pending, "strict", chunk == b"")
+        except UnicodeDecodeError as exc:
+            byte = pending[exc.start : exc.start + 1].hex().upper()
+            return None, [Problem(
+                f"not valid UTF-8 (byte 0x{byte}); files must be UTF-8 encoded",
+                file=file, line=lines + pending.count(b"\n", 0, exc.start) + 1)]
+        lines += pending.count(b"\n", 0, used)
+        pending = pending[used:]
+    raw = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), []
+
+
 def entity_for_file(catalogue: Catalogue, fmt: str, name: str) -> EntityDef | None:
     """Find the entity a file is for from its name: `<Stem>_<NNN>.csv` or `<entity id>.csv`."""
     if fmt == "mdd-csv":
@@ -110,7 +169,7 @@ def parse_files(
     for f in files:
         name = safe_name(f.name)
         if fmt == "json":
-            rows, found = json_records.read(f.data, catalogue, name, forced)
+            rows, found = json_records.read(f.content(), catalogue, name, forced)
             groups += rows
             problems += found
             continue
@@ -121,7 +180,7 @@ def parse_files(
                 "(MDD) or <entity id>.csv, or give the entity", file=name))
             continue
         reader = mdd_csv.read if fmt == "mdd-csv" else csv_records.read
-        table, found = reader(f.data, entity, name, keys_only=keys_only)
+        table, found = reader(f.source(), entity, name, keys_only=keys_only)
         problems += found
         if table is not None:
             groups.append(table)
@@ -136,7 +195,7 @@ def parse_files(
 
 
 def is_zip(f: InputFile) -> bool:
-    return f.name.lower().endswith(".zip") or f.data[:4] == ZIP_MAGIC
+    return f.name.lower().endswith(".zip") or next(f.chunks(), b"")[:4] == ZIP_MAGIC
 
 
 def unzip(files: list[InputFile], fmt: str) -> tuple[list[InputFile], list[Problem]]:
@@ -154,7 +213,7 @@ def unzip(files: list[InputFile], fmt: str) -> tuple[list[InputFile], list[Probl
             continue
         name = safe_name(f.name)
         try:
-            with zipfile.ZipFile(io.BytesIO(f.data)) as archive:
+            with zipfile.ZipFile(io.BytesIO(f.content())) as archive:
                 members = [m for m in archive.infolist() if not m.is_dir()
                            and not _hidden(m.filename)]
                 if len(members) > MAX_ZIP_MEMBERS:

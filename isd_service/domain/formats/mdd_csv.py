@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from isd_service.domain.catalogue import EntityDef, FieldDef
@@ -12,7 +13,7 @@ from isd_service.domain.validation import Problem
 
 
 def read(
-    data: bytes, entity: EntityDef, file: str, *, keys_only: bool = False
+    data: bytes | Path, entity: EntityDef, file: str, *, keys_only: bool = False
 ) -> tuple[EntityRows | None, list[Problem]]:
     """Read one MDD file of an entity (header = the MDD column names)."""
     return read_table(data, entity, file, header_of=lambda f: f.name, dates="mdd",

@@ -5,17 +5,18 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from isd_service.domain.catalogue import EntityDef, FieldDef
-from isd_service.domain.formats import EntityRows, decode_text
+from isd_service.domain.formats import EntityRows, text_stream
 from isd_service.domain.validation import Problem, RawRow
 
 MAX_FIELD_SIZE = 100_000
 
 
 def read_table(
-    data: bytes,
+    data: bytes | Path,
     entity: EntityDef,
     file: str,
     *,
@@ -31,26 +32,31 @@ def read_table(
     ``problems`` as they are met. With ``keys_only`` (a delete load) only the key columns
     are required.
     """
-    text, problems = decode_text(data, file)
+    text, problems = text_stream(data, file)
     if text is None:
         return None, [_at(p, entity) for p in problems]
     csv.field_size_limit(MAX_FIELD_SIZE)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(text, strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
+        text.close()
         return None, [Problem(f"malformed CSV: {exc}", entity.id, file, 1)]
     if not header or not any(h.strip() for h in header):
+        text.close()
         return None, [Problem("no header line", entity.id, file, 1)]
     columns, problems = _map_header(header, entity, file, header_of, keys_only)
     if problems:
+        text.close()
         return None, problems
     out = EntityRows(entity=entity, file=file, dates=dates)
-    out.rows = _rows(reader, columns, out)
+    out.rows = _rows(reader, text, columns, out)
     return out, []
 
 
-def _rows(reader: Any, columns: list[str], out: EntityRows) -> Iterator[RawRow]:
+def _rows(reader: Any, text: TextIO, columns: list[str], out: EntityRows
+          ) -> Iterator[RawRow]:
+    """The rows as read; the file is closed once they have all been read."""
     width = len(columns)
     line = reader.line_num + 1
     try:
@@ -63,6 +69,8 @@ def _rows(reader: Any, columns: list[str], out: EntityRows) -> Iterator[RawRow]:
             line = reader.line_num + 1
     except csv.Error as exc:
         out.problems.append(Problem(f"malformed CSV: {exc}", out.entity.id, out.file, line))
+    finally:
+        text.close()
 
 
 def _map_header(

@@ -34,9 +34,9 @@ def input_files(paths: tuple[str, ...], fmt: str) -> list[InputFile]:
                              if p.is_file() and p.suffix.lower() in (suffix, ".zip"))
             if not members:
                 fail(f"{path} holds no {suffix} or .zip file")
-            files += [InputFile(p.name, p.read_bytes()) for p in members]
+            files += [InputFile(p.name, path=p) for p in members]  # read as loaded
         elif path.is_file():
-            files.append(InputFile(path.name, path.read_bytes()))
+            files.append(InputFile(path.name, path=path))
         else:
             fail(f"{path}: no such file or folder")
     return files
