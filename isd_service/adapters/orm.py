@@ -271,6 +271,16 @@ class DownloadBuild(Base):
     error: Mapped[str | None] = mapped_column(String(1000))
 
 
+class DownloadBuilder(Base):
+    """A download builder's last sign of life: a queued job makes requests wait only while
+    some builder is there to take it."""
+
+    __tablename__ = "download_builder"
+
+    runner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class ApiToken(Base):
     """A bearer token, stored only as its SHA-256, for one organisation and its roles."""
 

@@ -51,6 +51,12 @@ class Builder:
             return download_builds.run_due(unit, beats, self.runner, downloads_root(),
                                            stopping=self._stopping, only=only)
 
+    def announce(self) -> None:
+        """Tell the web processes a builder is here: their requests for a queued version's
+        files then wait for it (503) rather than build them."""
+        with self.app.app_context(), new_uow(self.app) as unit:
+            download_builds.announce(unit, self.runner)
+
     def run(self) -> None:
         """Build jobs as they are queued, until ``stop`` is set (or the parent is gone)."""
         poll = float(self.app.config["DOWNLOAD_BUILD_POLL_SECONDS"])
@@ -58,6 +64,7 @@ class Builder:
         while not self._stopping():
             self.wake.clear()
             try:
+                self.announce()
                 self.run_due()
             except Exception:  # a database hiccup must not stop the builder for good
                 log.exception("download builder %s: looking for jobs failed; trying again",

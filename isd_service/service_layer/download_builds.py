@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from isd_service.adapters import repository
 from isd_service.adapters.download_files import FolderUnusable
-from isd_service.adapters.orm import DownloadBuild
+from isd_service.adapters.orm import DownloadBuild, DownloadBuilder
 from isd_service.config import DEFAULTS
 from isd_service.domain.errors import DomainError
 from isd_service.domain.moments import iso_utc, iso_utc_or_none
@@ -97,6 +97,10 @@ def being_built(session: Session, number: int,
                           .where(DownloadBuild.version == number)).first()
     if row is None or row.state not in (QUEUED, RUNNING):
         return None
+    if row.state == QUEUED and not builder_alive(session, settings):
+        # Nobody is there to take the job (a deployment without `isd scheduler`, `isd serve`
+        # or `isd downloads worker`): serve as without a job rather than answer 503.
+        return None
     wait = timedelta(seconds=int(_setting(settings, "DOWNLOAD_BUILD_WAIT_SECONDS")))
     # The last sign that a builder has it in hand: queued (a builder should claim it within
     # seconds), or a lease that its builder renews while it builds.
@@ -110,6 +114,38 @@ def being_built(session: Session, number: int,
         return None
     since = row.queued_at if row.state == QUEUED else (row.started_at or row.queued_at)
     return DownloadsBeingBuilt(number, row.state, since)
+
+
+# --- builders' signs of life ----------------------------------------------------------------
+
+def _alive_window(settings: Mapping[str, Any]) -> timedelta:
+    """How recent a builder's last sign of life must be: it gives one at every look for jobs
+    (every DOWNLOAD_BUILD_POLL_SECONDS) and at every renewal of a lease while it builds."""
+    poll = float(_setting(settings, "DOWNLOAD_BUILD_POLL_SECONDS"))
+    lease = float(_setting(settings, "DOWNLOAD_BUILD_LEASE_SECONDS"))
+    return timedelta(seconds=max(10.0, 5 * poll, lease))
+
+
+def seen(session: Session, runner: str) -> None:
+    """Record that builder ``runner`` is alive (it is looking for jobs or building one)."""
+    moment, name = now_utc(), runner[:100]
+    updated = session.execute(update(DownloadBuilder).where(DownloadBuilder.runner == name)
+                              .values(seen_at=moment))
+    if updated.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(DownloadBuilder(runner=name, seen_at=moment))
+
+
+def announce(uow: UnitOfWork, runner: str) -> None:
+    """A builder's sign of life, in its own short transaction."""
+    with uow.transaction(lock=False) as session:
+        seen(session, runner)
+
+
+def builder_alive(session: Session, settings: Mapping[str, Any]) -> bool:
+    """Whether some builder gave a sign of life recently enough to take a queued job."""
+    since = now_utc() - _alive_window(settings)
+    return session.scalar(select(DownloadBuilder.runner)
+                          .where(DownloadBuilder.seen_at >= since).limit(1)) is not None
 
 
 # --- building ------------------------------------------------------------------------------
@@ -199,6 +235,7 @@ def renew(uow: UnitOfWork, claim: Claim) -> bool:
     with uow.transaction(lock=False) as session:
         result = session.execute(update(DownloadBuild).where(_held(claim)).values(
             lease_until=now_utc() + lease))
+        seen(session, claim.runner)  # a builder busy building is alive too
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 

@@ -36,9 +36,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("download_build", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_download_build_state"), ["state"], unique=False)
+    op.create_table(
+        "download_builder",
+        sa.Column("runner", sa.String(length=100), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("runner", name=op.f("pk_download_builder")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("download_builder")
     with op.batch_alter_table("download_build", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_download_build_state"))
     op.drop_table("download_build")

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from isd_service.adapters.orm import DownloadBuild
+from isd_service.adapters.orm import DownloadBuild, DownloadBuilder
 from isd_service.domain.formats import InputFile
 from isd_service.entrypoints.cli.serve import start_builder, stop_builder
 from isd_service.entrypoints.download_builder import Builder
@@ -37,9 +37,32 @@ DEADLINE = 120.0
 
 @pytest.fixture
 def background(app: Flask) -> Flask:
-    """The app with the service's default: publications queue their downloads' build."""
+    """The app with the service's default: publications queue their downloads' build, and a
+    builder has just said it is there (with a long look-for-jobs period, its sign of life
+    holds for the whole test)."""
     app.config["DOWNLOAD_BUILDS"] = "background"
+    app.config["DOWNLOAD_BUILD_POLL_SECONDS"] = 120.0
+    with app.app_context(), new_uow(app) as unit:
+        download_builds.announce(unit, "a-builder-elsewhere")
     return app
+
+
+def test_with_no_builder_there_a_queued_version_is_served_as_without_a_job(
+        app: Flask, client: FlaskClient) -> None:
+    app.config["DOWNLOAD_BUILDS"] = "background"
+    assert app.test_cli_runner().invoke(args=["seed"]).exit_code == 0
+    assert jobs(app)[1].state == "queued"
+    # No builder has ever given a sign of life: nothing would take the job, so nothing waits.
+    for path in ("/versions/1", "/versions/1/mdd.zip", "/versions/1/SHA256SUMS"):
+        fetch(client, path)
+    # A builder last seen longer ago than its period allows is gone too.
+    with app.app_context(), new_uow(app) as unit:
+        download_builds.announce(unit, "gone")
+        unit.session.execute(update(DownloadBuilder).values(
+            seen_at=datetime.now(UTC) - timedelta(hours=1)))
+        unit.session.commit()
+    fetch(client, "/versions/1/snapshot.ndjson")
+    assert jobs(app)[1].state == "queued"  # a builder that comes later still builds it
 
 
 def jobs(app: Flask) -> dict[int, DownloadBuild]:
@@ -280,7 +303,9 @@ def test_on_request_mode_queues_nothing_and_waits_for_no_job(
     fetch(client, "/versions/1/SHA256SUMS")
     # A job queued before the switch to on-request (its builders gone) holds nothing up.
     app.config["DOWNLOAD_BUILDS"] = "background"
+    app.config["DOWNLOAD_BUILD_POLL_SECONDS"] = 120.0
     with app.app_context():
+        download_builds.announce(uow(), "a-builder-then")
         load(uow(), files=[InputFile("gsp_group.csv", GSP_CHANGE.encode())], fmt="csv",
              mode="upsert", actor="test", organisation="ISDA")
     assert app.test_cli_runner().invoke(args=["publish"]).exit_code == 0
