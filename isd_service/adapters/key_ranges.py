@@ -32,8 +32,8 @@ from isd_service.domain.records import RANGE_BITS, RangeHash
 
 STREAM_BATCH = 5000
 RANGES = cast_type(Table, RecordRange.__table__)
-# Ranges closed per statement: well under SQLite's limit on bound parameters.
-CLOSE_BATCH = 1000
+# Ranges named per statement (closed, or read): well under SQLite's limit on bound parameters.
+IN_BATCH = 1000
 
 
 def key_range_sql(session: Session,
@@ -69,9 +69,9 @@ def live_rows(session: Session, entity_id: str, *, only: Collection[int] | None 
     # (entity, range, key) index, whatever the size of the entity (a join with the touched
     # ranges may walk the entity's whole index instead).
     wanted = sorted(only)
-    for start in range(0, len(wanted), CLOSE_BATCH):
+    for start in range(0, len(wanted), IN_BATCH):
         yield from _stream(session, base.where(
-            Record.key_range.in_(wanted[start:start + CLOSE_BATCH])))
+            Record.key_range.in_(wanted[start:start + IN_BATCH])))
 
 
 def _stream(session: Session, stmt: Select[int, str]) -> Generator[tuple[int, str]]:
@@ -94,11 +94,11 @@ def save(session: Session, entity_id: str, number: int, changed: Iterable[RangeH
     """Version ``number``'s ranges: ``changed`` ones replace the live ones, ``emptied`` end."""
     changed = list(changed)
     ending = sorted({r.key_range for r in changed} | set(emptied))
-    for start in range(0, len(ending), CLOSE_BATCH):
+    for start in range(0, len(ending), IN_BATCH):
         session.execute(
             update(RecordRange)
             .where(RecordRange.entity_id == entity_id, RecordRange.valid_to.is_(None),
-                   RecordRange.key_range.in_(ending[start:start + CLOSE_BATCH]))
+                   RecordRange.key_range.in_(ending[start:start + IN_BATCH]))
             .values(valid_to=number).execution_options(synchronize_session=False))
     if changed:
         # Core executemany (no ORM bookkeeping, no ids fetched back): a first publication

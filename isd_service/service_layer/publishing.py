@@ -50,18 +50,9 @@ def publish(
     Readers see all of N or nothing: rows, manifest and the emptied draft commit together.
     """
     with uow.transaction() as session:
-        release = repository.frozen_release(session)
-        staged = repository.count_staged(session, release.id if release else None)
-        row = publish_in(uow, session, actor=actor, organisation=organisation,
-                         version=version, go_live_date=go_live_date, force=force,
-                         release=release, staged=staged)
-    if staged >= BULK_CHANGES:
-        # The set's rows are gone from the staging table, dead until vacuumed: later loads
-        # and publications would otherwise scan them, and plan by their count.
-        with uow.transaction(lock=False) as session:
-            database.refresh_statistics(session, ["record", "record_range"],
-                                        vacuum=["staged_change"])
-    return row
+        return publish_in(uow, session, actor=actor, organisation=organisation,
+                          version=version, go_live_date=go_live_date, force=force,
+                          release=repository.frozen_release(session))
 
 
 def check_publishable(session: Session, *, release: Release | None, version: int | None,
@@ -96,12 +87,11 @@ def publish_in(
     go_live_date: date | None,
     force: bool,
     release: Release | None,
-    staged: int | None = None,
 ) -> Version:
     """The publication itself, inside ``uow``'s open transaction.
 
     ``release``: publish that release's frozen set (and mark it published) instead of the
-    open draft. ``staged``: the set's size, when the caller has counted it.
+    open draft.
     """
     latest = repository.latest_version(session)
     if release is not None:
@@ -114,10 +104,12 @@ def publish_in(
         what = f"release {release.id}'s frozen set" if release else "the draft"
         raise PublishRefused(f"{what} is empty: nothing to publish (use force to "
                              "publish an unchanged version)")
-    if staged is None:
-        staged = repository.count_staged(session, frozen_for)
-    if staged >= BULK_CHANGES:  # plan the statements below by the set's real size
+    if repository.count_staged(session, frozen_for) >= BULK_CHANGES:
+        # Plan the statements below by the set's real size; once committed, the set's rows
+        # are dead in the staging table until vacuumed, and later loads and publications
+        # would scan them and plan by their count.
         database.refresh_statistics(session, ["staged_change"])
+        uow.defer(lambda: _tidy_after_bulk(uow))
     changed = repository.staged_entities(session, frozen_for)
     old_catalogue = Catalogue.from_list(latest.catalogue) if latest else Catalogue([])
     redefined = {c["entity"] for c in catalogue_changes(old_catalogue, catalogue)}
@@ -159,6 +151,12 @@ def publish_in(
     download_builds.queue(session, number, uow.settings)  # built by a builder, not here
     uow.announce(VersionPublished(number, webhook_notices=notices))
     return row
+
+
+def _tidy_after_bulk(uow: UnitOfWork) -> None:
+    with uow.transaction(lock=False) as session:
+        database.refresh_statistics(session, ["record", "record_range"],
+                                    vacuum=["staged_change"])
 
 
 def _rehash(session: Session, entity: EntityDef, number: int, *,

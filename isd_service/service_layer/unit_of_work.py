@@ -52,6 +52,7 @@ class UnitOfWork:
         self._session: Session | None = None
         self._after_commit = after_commit
         self._events: list[Event] = []
+        self._deferred: list[Callable[[], None]] = []
         self.settings: Mapping[str, Any] = settings or {}
 
     @property
@@ -80,15 +81,24 @@ class UnitOfWork:
         except BaseException:
             session.rollback()
             self._events.clear()
+            self._deferred.clear()
             raise
         events, self._events = self._events, []
+        deferred, self._deferred = self._deferred, []
         for event in events:
             if self._after_commit is not None:
                 self._after_commit(event)
+        for work in deferred:
+            work()
 
     def announce(self, event: Event) -> None:
         """Hand ``event`` to the after-commit handler once this transaction commits."""
         self._events.append(event)
+
+    def defer(self, work: Callable[[], None]) -> None:
+        """Run ``work`` (a use case's own follow-up, e.g. database upkeep) once this
+        transaction commits; a rolled-back transaction runs nothing."""
+        self._deferred.append(work)
 
     def end_read(self) -> None:
         """End a read-only transaction, so that it holds no snapshot (or SQLite lock) open."""
