@@ -15,6 +15,7 @@ Figures, each against a baseline of the same run:
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 from pathlib import Path
@@ -50,7 +51,10 @@ def measure(url: str, records: int, changes: int, tmp: Path) -> dict[str, Any]:
             publish_s, version = timed(lambda: publish(unit, actor="bench", organisation=None))
             out[number] = {"load_s": load_s, "publish_s": publish_s,
                            "records": version.record_count,
-                           "changes": loaded.inserted + loaded.updated + loaded.deleted}
+                           "changes": loaded.inserted + loaded.updated + loaded.deleted,
+                           "peak_rss_mib": high_water_mib()}
+            # As it goes: a run at 10M takes most of an hour.
+            print(f"version {number}: {out[number]}", flush=True)
             shutil.rmtree(tmp / str(number))
         # What hash rule 1 cost: every changed entity read and hashed in key order.
         changed = [eid for eid in catalogue.entities if version.entities[eid]["records"]]
@@ -62,9 +66,19 @@ def measure(url: str, records: int, changes: int, tmp: Path) -> dict[str, Any]:
     return out
 
 
+def high_water_mib() -> float:
+    """This process's peak RSS so far (the loads run in it)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def report(name: str, found: dict[str, Any]) -> list[str]:
     first, second = found[1], found[2]
     return [
+        f"{name}: load of {first['records']:,} records into an empty store: "
+        f"{first['load_s']:.1f} s, peak RSS of the process so far "
+        f"{first['peak_rss_mib']:,.0f} MiB",
+        f"{name}: load of the next version ({second['changes']:,} changes): "
+        f"{second['load_s']:.1f} s, peak RSS {second['peak_rss_mib']:,.0f} MiB",
         f"{name}: first publication, {first['records']:,} records: {first['publish_s']:.1f} s",
         f"{name}: publication of {second['changes']:,} changes on the "
         f"{second['records']:,}-record store: {second['publish_s']:.2f} s "
