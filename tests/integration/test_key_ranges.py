@@ -10,10 +10,12 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text, update
 
+from isd_service.adapters import key_ranges
 from isd_service.adapters.orm import Record, RecordRange, Version
 from isd_service.entrypoints.flask_db import session
 from isd_service.sync import cli as sync_cli
@@ -109,6 +111,43 @@ def test_a_publication_rehashes_only_the_ranges_its_changes_touch(
     assert {(e, f"{r:04x}") for e, r in written} == {("market_participant", r) for r in touched}
     assert live is not None and live > 500  # the other ranges were kept, not rewritten
     check_version(client, number)
+
+
+def test_a_change_touching_more_ranges_than_a_batch_walks_the_entity_once(
+        app: Flask, client: FlaskClient, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A batch of 20 ranges stands in for the real thousand: 60 changes touch more than a
+    # batch, so publication reads the whole entity once instead of range batches.
+    monkeypatch.setattr(key_ranges, "IN_BATCH", 20)
+    walks: list[Any] = []
+    live_rows = key_ranges.live_rows
+
+    def spy(session: Any, entity_id: str, *, only: Any = None) -> Any:
+        if entity_id == "market_participant":
+            walks.append(only)
+        return live_rows(session, entity_id, only=only)
+    monkeypatch.setattr(key_ranges, "live_rows", spy)
+    assert app.test_cli_runner().invoke(args=["seed"]).exit_code == 0
+    bulk = "".join(f"P{i:03d},Participant {i},P{i:03d}\n" for i in range(300))
+    load_and_publish(app, tmp_path, "bulk", bulk)
+    changes = "".join(f"P{i:03d},Renamed {i},P{i:03d}\n" for i in range(0, 300, 5))
+    walks.clear()
+    number = load_and_publish(app, tmp_path, "many", changes)
+    assert walks == [None]
+    few = load_and_publish(app, tmp_path, "few", "P001,Renamed once,P001\n")
+    assert walks[1:] == [{int(hashlib.sha256(b"P001").hexdigest()[:4], 16)}]
+    # Replace mode: 200 participants go, whole ranges empty out.
+    kept = "".join(f"P{i:03d},Participant {i},P{i:03d}\n" for i in range(100))
+    last = load_and_publish(app, tmp_path, "fewer", kept, mode="replace")
+    with app.app_context():
+        written = set(session().scalars(
+            select(RecordRange.key_range).where(RecordRange.valid_from == number,
+                                                RecordRange.entity_id == "market_participant")))
+    renamed = {int(hashlib.sha256(f"P{i:03d}".encode()).hexdigest()[:4], 16)
+               for i in range(0, 300, 5)}
+    assert written == renamed  # every range walked, only the changed ones written
+    for version in (number, few, last):
+        check_version(client, version)
 
 
 def test_versions_published_under_rule_1_keep_their_hashes(
