@@ -159,8 +159,9 @@ def built_in_background(app: Any, env: dict[str, str], name: str, existing: int 
         # No second build of a large version: the baseline is this build, what a request
         # would have waited for had it built the files itself.
         baseline_s = build_s
-        out.append((f"{name}: version {number} ({row.files} files, {(row.bytes or 0) / 1e6:,.0f} MB): "
-                    "builder start -> every listed download built",
+        out.append((f"{name}: version {number} ({row.files} files, "
+                    f"{(row.bytes or 0) / 1e6:,.0f} MB): builder start -> every listed "
+                    "download built",
                     f"{ready_s:.1f} s (pick-up {max(pickup_s, 0):.1f} s + build "
                     f"{build_s:.1f} s, the baseline)"))
     if waits:
