@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--format", choices=local.FORMATS, default=None,
                       help="csv (one file per entity) or sqlite; default: as held, else csv")
     pull.add_argument("--version", type=int, default=None, help="default: the latest")
+    for p in (pull, status):
+        p.add_argument("--wait", type=float, default=client.DEFAULT_WAIT, metavar="SECONDS",
+                       help="how long to wait in all, asking again after each Retry-After, "
+                            "while the server answers 503 (a new version's files still being "
+                            "built); 0: fail at once (default: %(default).0f)")
     return parser
 
 
@@ -33,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "status":
-            info = client.status(args.server, args.dir)
+            info = client.status(args.server, args.dir, wait=args.wait)
             held = info["held"] if info["held"] is not None else "nothing"
             note = "up to date" if info["up_to_date"] else f"version {info['latest']} is available"
             print(f"held: {held}; latest on the server: {info['latest']} ({note})")
@@ -42,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args.server, args.dir)
         progress = client.terminal_progress()
         result = client.pull(args.server, args.dir, fmt=args.format, version=args.version,
-                             progress=progress)
+                             progress=progress, wait=args.wait)
     except local.Busy as exc:
         print(f"isd-sync: {exc}; try again later", file=sys.stderr)
         return 1

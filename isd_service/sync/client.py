@@ -10,14 +10,17 @@ entity's count and sha256, the catalogue's sha256 and the version's sha256.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,11 @@ from isd_service.sync import chain, hashing, local
 
 TIMEOUT = 60
 USER_AGENT = "isd-sync/1"
+# How long a pull waits in all for answers that say 503 (a new version's downloads are built
+# in the background after its publication: minutes for millions of records).
+DEFAULT_WAIT = 900.0
+RETRY_AFTER_DEFAULT = 10.0
+MAX_RETRY_AFTER = 120.0
 
 Progress = Callable[[str], None]
 
@@ -47,23 +55,40 @@ class Result:
 
 
 class Server:
-    """The service's path-only URLs under ``<url>/api/v1``, from the application or a mirror."""
+    """The service's path-only URLs under ``<url>/api/v1``, from the application or a mirror.
 
-    def __init__(self, url: str, progress: Progress | None = None):
+    A 503 (a version's downloads still being built after its publication, or the service
+    briefly down) is asked again after its Retry-After, for at most ``wait`` seconds in all.
+    """
+
+    def __init__(self, url: str, progress: Progress | None = None, *,
+                 wait: float = DEFAULT_WAIT, sleep: Callable[[float], None] | None = None):
         self.base = url.rstrip("/") + "/api/v1"
         self.progress = progress
+        self.wait_left = wait
+        self.sleep = sleep or pause
 
     def _open(self, path: str) -> Any:
         url = self.base + urllib.parse.quote(path)
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        try:
-            return urllib.request.urlopen(request, timeout=TIMEOUT)
-        except urllib.error.HTTPError as exc:
-            detail = _problem_detail(exc)
-            error = NotFound if exc.code == 404 else SyncError
-            raise error(f"{url}: HTTP {exc.code}: {detail}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise SyncError(f"{url}: cannot reach the server: {exc}") from None
+        while True:
+            try:
+                return urllib.request.urlopen(request, timeout=TIMEOUT)
+            except urllib.error.HTTPError as exc:
+                detail = _problem_detail(exc)
+                exc.close()  # its connection, before it is asked again
+                delay = retry_after(exc.headers.get("Retry-After"))
+                if exc.code == 503 and self.wait_left >= delay:
+                    self.wait_left -= delay
+                    if self.progress:
+                        self.progress(f"{path}: not ready ({detail}); again in {delay:.0f} s")
+                    self.sleep(delay)
+                    continue
+                error = NotFound if exc.code == 404 else SyncError
+                waited = " (no more waiting: see --wait)" if exc.code == 503 else ""
+                raise error(f"{url}: HTTP {exc.code}: {detail}{waited}") from None
+            except (urllib.error.URLError, OSError) as exc:
+                raise SyncError(f"{url}: cannot reach the server: {exc}") from None
 
     def json(self, path: str) -> Any:
         with self._open(path) as response:
@@ -111,6 +136,30 @@ class Server:
         return numbers
 
 
+def pause(seconds: float) -> None:
+    """Wait before asking again (a function of its own, so that a test can step in)."""
+    time.sleep(seconds)
+
+
+def retry_after(value: str | None) -> float:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), kept between 1 s
+    and MAX_RETRY_AFTER; absent or unreadable: RETRY_AFTER_DEFAULT."""
+    if value is None:
+        return RETRY_AFTER_DEFAULT
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return RETRY_AFTER_DEFAULT
+        if when.tzinfo is None:  # an HTTP date is in GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 1.0), MAX_RETRY_AFTER)
+
+
 def _problem_detail(exc: urllib.error.HTTPError) -> str:
     try:
         return str(json.loads(exc.read()).get("detail", exc.reason))
@@ -118,19 +167,20 @@ def _problem_detail(exc: urllib.error.HTTPError) -> str:
         return str(exc.reason)
 
 
-def status(server_url: str, root: Path) -> dict[str, Any]:
+def status(server_url: str, root: Path, *, wait: float = DEFAULT_WAIT) -> dict[str, Any]:
     """Which version the local copy holds, and the latest one the server has."""
     state = local.read_state(root)
-    latest = Server(server_url).manifest(None)
+    latest = Server(server_url, wait=wait).manifest(None)
     held = state["version"] if state else None
     return {"held": held, "latest": latest["version"],
             "up_to_date": held == latest["version"]}
 
 
 def pull(server_url: str, root: Path, *, fmt: str | None = None, version: int | None = None,
-         progress: Progress | None = None) -> Result:
-    """Bring the local copy in ``root`` to ``version`` (default: the latest), verified."""
-    server = Server(server_url, progress)
+         progress: Progress | None = None, wait: float = DEFAULT_WAIT) -> Result:
+    """Bring the local copy in ``root`` to ``version`` (default: the latest), verified;
+    ``wait``: seconds to wait in all for answers that say 503."""
+    server = Server(server_url, progress, wait=wait)
     with local.locked(root):
         try:
             return _pull(server, server_url, root, fmt, version, progress)
