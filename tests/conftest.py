@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -291,18 +291,30 @@ def publish_mdd(app: Flask, version: int, paths: list[str] | None = None) -> Non
 
 
 @contextmanager
-def serving(app: Flask) -> Iterator[str]:
-    """The app behind a real HTTP server on a free port (its base URL), for tools that fetch
-    URLs themselves."""
+def _in_a_thread(server: Any) -> Iterator[str]:
+    """Run an HTTP server (standard library or werkzeug) in a thread; its base URL."""
     import threading
 
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
-        thread.join()
+        server.server_close()
+        thread.join(30)
+
+
+def http_serving(handler: Any) -> AbstractContextManager[str]:
+    """A standard-library HTTP server with ``handler`` on a free port (its base URL)."""
+    import http.server
+
+    return _in_a_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler))
+
+
+def serving(app: Flask) -> AbstractContextManager[str]:
+    """The app behind a real HTTP server on a free port (its base URL), for tools that fetch
+    URLs themselves."""
+    from werkzeug.serving import make_server
+
+    return _in_a_thread(make_server("127.0.0.1", 0, app, threaded=True))

@@ -6,9 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from isd_service.service_layer.mirror import StaticFile, write_mirror
 from isd_service.service_layer.publishing import publish
 from isd_service.sync import client as sync_client
 from isd_service.sync import local
+from tests.conftest import http_serving
 
 API = "/api/v1"
 
@@ -245,18 +244,8 @@ class QuietFiles(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def static_server(root: Path) -> Iterator[str]:
-    handler = functools.partial(QuietFiles, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(30)
+def static_server(root: Path) -> AbstractContextManager[str]:
+    return http_serving(functools.partial(QuietFiles, directory=str(root)))
 
 
 def test_isd_sync_from_a_mirror_written_from_a_later_version_takes_the_snapshot(

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import redirect_stderr
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from isd_service.entrypoints.flask_db import new_uow
 from isd_service.service_layer import download_builds
 from isd_service.sync import cli as sync_cli
 from isd_service.sync import client, local
-from tests.conftest import serving
+from tests.conftest import http_serving, serving
 
 MANIFEST = {"version": 7, "sha256": "0" * 64}
 
@@ -63,15 +62,8 @@ class Busy(BaseHTTPRequestHandler):
 @pytest.fixture
 def busy_server() -> Iterator[str]:
     Busy.busy, Busy.retry, Busy.asked = 0, "1", 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with http_serving(Busy) as url:
+        yield url
 
 
 def test_a_503_is_asked_again_after_its_retry_after(busy_server: str) -> None:
