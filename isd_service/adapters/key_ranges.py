@@ -65,6 +65,13 @@ def live_rows(session: Session, entity_id: str, *, only: Collection[int] | None 
     if only is None:
         yield from _stream(session, base)
         return
+    if len(only) > IN_BATCH:
+        # Many ranges (a bulk change): one walk of the entity in range order reads each row
+        # once; a thousand ranges at a time, PostgreSQL sorted each batch's rows and took
+        # ten times as long (300,000 new rows: 40 s against 4 s).
+        wanted_set = set(only)
+        yield from (row for row in _stream(session, base) if row[0] in wanted_set)
+        return
     # The ranges as a list of values, a batch at a time: each is one descent of the
     # (entity, range, key) index, whatever the size of the entity (a join with the touched
     # ranges may walk the entity's whole index instead).

@@ -119,14 +119,17 @@ def test_a_change_touching_more_ranges_than_a_batch_walks_the_entity_once(
     # A batch of 20 ranges stands in for the real thousand: 60 changes touch more than a
     # batch, so publication reads the whole entity once instead of range batches.
     monkeypatch.setattr(key_ranges, "IN_BATCH", 20)
+    # Each statement that reads market_participant's live rows: the ranges it names (None:
+    # the whole entity).
     walks: list[Any] = []
-    live_rows = key_ranges.live_rows
+    stream = key_ranges._stream
 
-    def spy(session: Any, entity_id: str, *, only: Any = None) -> Any:
-        if entity_id == "market_participant":
-            walks.append(only)
-        return live_rows(session, entity_id, only=only)
-    monkeypatch.setattr(key_ranges, "live_rows", spy)
+    def spy(session: Any, stmt: Any) -> Any:
+        params = stmt.compile().params
+        if "market_participant" in params.values():
+            walks.append(next((set(v) for v in params.values() if isinstance(v, list)), None))
+        return stream(session, stmt)
+    monkeypatch.setattr(key_ranges, "_stream", spy)
     assert app.test_cli_runner().invoke(args=["seed"]).exit_code == 0
     bulk = "".join(f"P{i:03d},Participant {i},P{i:03d}\n" for i in range(300))
     load_and_publish(app, tmp_path, "bulk", bulk)
