@@ -15,13 +15,13 @@ Figures, each against a baseline of the same run:
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from load_publish import files_of, fresh_postgres, timed, without_relations
+from run import high_water_mib
 
 from isd_service.adapters.repository import snapshot_data, working_catalogue
 from isd_service.domain.records import entity_hash
@@ -64,11 +64,6 @@ def measure(url: str, records: int, changes: int, tmp: Path) -> dict[str, Any]:
         session().close()
     app.extensions["isd_db"].engine.dispose()
     return out
-
-
-def high_water_mib() -> float:
-    """This process's peak RSS so far (the loads run in it)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def report(name: str, found: dict[str, Any]) -> list[str]:

@@ -62,11 +62,10 @@ class Server:
     """
 
     def __init__(self, url: str, progress: Progress | None = None, *,
-                 wait: float = DEFAULT_WAIT, sleep: Callable[[float], None] | None = None):
+                 wait: float = DEFAULT_WAIT):
         self.base = url.rstrip("/") + "/api/v1"
         self.progress = progress
         self.wait_left = wait
-        self.sleep = sleep or pause
 
     def _open(self, path: str) -> Any:
         url = self.base + urllib.parse.quote(path)
@@ -82,7 +81,7 @@ class Server:
                     self.wait_left -= delay
                     if self.progress:
                         self.progress(f"{path}: not ready ({detail}); again in {delay:.0f} s")
-                    self.sleep(delay)
+                    pause(delay)
                     continue
                 error = NotFound if exc.code == 404 else SyncError
                 waited = " (no more waiting: see --wait)" if exc.code == 503 else ""

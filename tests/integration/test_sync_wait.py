@@ -66,20 +66,24 @@ def busy_server() -> Iterator[str]:
         yield url
 
 
-def test_a_503_is_asked_again_after_its_retry_after(busy_server: str) -> None:
+def test_a_503_is_asked_again_after_its_retry_after(
+        busy_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     Busy.busy, Busy.retry = 2, "3"
     waits: list[float] = []
+    monkeypatch.setattr(client, "pause", waits.append)
     said: list[str] = []
-    server = client.Server(busy_server, said.append, wait=10, sleep=waits.append)
+    server = client.Server(busy_server, said.append, wait=10)
     assert server.manifest(None) == MANIFEST
     assert waits == [3.0, 3.0] and Busy.asked == 3
     assert "being built" in said[0] and "again in 3 s" in said[0]
 
 
-def test_past_its_wait_budget_a_pull_fails_with_the_servers_reason(busy_server: str) -> None:
+def test_past_its_wait_budget_a_pull_fails_with_the_servers_reason(
+        busy_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     Busy.busy, Busy.retry = 5, "4"
     waits: list[float] = []
-    server = client.Server(busy_server, wait=10, sleep=waits.append)
+    monkeypatch.setattr(client, "pause", waits.append)
+    server = client.Server(busy_server, wait=10)
     with pytest.raises(client.SyncError) as failed:
         server.manifest(None)
     assert waits == [4.0, 4.0]  # a third wait would pass the 10 s budget
@@ -94,9 +98,11 @@ def test_past_its_wait_budget_a_pull_fails_with_the_servers_reason(busy_server: 
     assert code == 1 and "HTTP 503" in err.getvalue()
 
 
-def test_other_errors_are_not_asked_again(busy_server: str) -> None:
+def test_other_errors_are_not_asked_again(
+        busy_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     waits: list[float] = []
-    server = client.Server(busy_server, wait=100, sleep=waits.append)
+    monkeypatch.setattr(client, "pause", waits.append)
+    server = client.Server(busy_server, wait=100)
     with pytest.raises(client.NotFound, match="no such file"):
         server.json("/versions/9/manifest.json")
     assert waits == [] and Busy.asked == 1
