@@ -7,15 +7,17 @@ name a participant that no other entity knows).
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from json.encoder import encode_basestring
+from typing import Any, cast
 
 from isd_service.domain.catalogue import EntityDef, FieldDef
 from isd_service.domain.errors import Invalid
-from isd_service.domain.records import decode, encoder_for, key_text
+from isd_service.domain.records import KEY_SEPARATOR, decode, encoder_for, key_text
 
 MAX_REPORTED_VALUE = 100
 INT_RANGE = 2**63
@@ -24,9 +26,13 @@ _MDD_DATE = re.compile(r"^([0-9]{2})/([0-9]{2})/([0-9]{4})$")
 _ISO_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
 _TIME = re.compile(r"^([0-9]{2}):([0-9]{2})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What JSON escapes in a text (ensure_ascii off): a text without these is written as it is.
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
 # Dates, times and integers repeat across a file's rows: their typed values are remembered,
 # up to this many distinct texts per field, instead of being parsed again.
 CACHED_VALUES = 100_000
+# Rows a text reader hands over at a time (RowBatch), checked column by column.
+BATCH_ROWS = 10_000
 
 
 @dataclass
@@ -69,6 +75,30 @@ class RawRow:
 
     line: int
     values: dict[str, Any]
+
+
+@dataclass(slots=True)
+class RowBatch:
+    """Rows of a text file read together: their lines, and their raw texts by position
+    (``columns`` names the field of each position)."""
+
+    columns: list[str]
+    lines: list[int]
+    rows: list[list[str]]
+
+    def raw_rows(self) -> Iterator[RawRow]:
+        columns = self.columns
+        for line, row in zip(self.lines, self.rows, strict=True):
+            yield RawRow(line, dict(zip(columns, row, strict=True)))
+
+
+@dataclass(slots=True)
+class CheckedRows:
+    """Rows that passed their checks: key texts, stored data and lines, by position."""
+
+    keys: list[str] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -247,6 +277,174 @@ def check_rows(
                     entity.id, file, row.line, eff_to, values.get(eff_to)))
                 continue
         yield key_text(entity, record), encode(record), row.line
+
+
+def check_batches(
+    entity: EntityDef,
+    batches: Iterable[RowBatch | list[RawRow]],
+    problems: list[Problem],
+    *,
+    dates: str = "iso",
+    file: str | None = None,
+    keys_only: bool = False,
+) -> Iterator[CheckedRows]:
+    """``check_rows`` over rows read in batches: the same rows pass, with the same problems
+    in the same order; yields what passed, a batch at a time.
+
+    A text reader's batch is first checked column by column (``ColumnCheck``); a batch
+    with anything unusual in it, and rows of other readers, go through ``check_rows``
+    itself, which alone words the problems.
+    """
+    columns = ColumnCheck(entity, dates=dates, keys_only=keys_only)
+    for batch in batches:
+        checked = columns(batch) if isinstance(batch, RowBatch) else None
+        if checked is None:
+            checked = CheckedRows()
+            rows = batch.raw_rows() if isinstance(batch, RowBatch) else batch
+            for key, data, line in check_rows(entity, rows, problems, dates=dates, file=file,
+                                              keys_only=keys_only):
+                checked.keys.append(key)
+                checked.data.append(data)
+                checked.lines.append(line)
+        if checked.keys:
+            yield checked
+
+
+class ColumnCheck:
+    """The checks of ``check_rows`` on a batch of text rows, a column at a time.
+
+    It accepts a batch only when every value passes the same test as ``checker``'s short
+    path (texts and enumerations), or ``checker`` itself on each distinct value (dates,
+    times, integers); with no value missing where one is required and no effective-to
+    before its effective-from. Then it returns exactly the key texts and stored data that
+    ``check_rows`` would; otherwise None, and the batch goes row by row. Column operations
+    run in C: a million-row file is checked in a fraction of the time of a row loop.
+    """
+
+    def __init__(self, entity: EntityDef, *, dates: str, keys_only: bool):
+        fields = [entity.field(k) for k in entity.key] if keys_only else list(entity.fields)
+        self.fields = [f for f in fields if f is not None]
+        self.key = list(entity.key)
+        self.dated = (None if keys_only or not (entity.effective_from and entity.effective_to)
+                      else (entity.effective_from, entity.effective_to))
+        self.parsed = {f.id: checker(f, dates=dates) for f in self.fields
+                       if f.type not in ("string", "enum")}
+        self.caches: dict[str, dict[str, Any]] = {fid: {} for fid in self.parsed}
+        # The stored data's fields in sorted order, with their JSON prefixes (records.encode).
+        self.order = sorted(f.id for f in self.fields)
+        self.prefixes = [encode_basestring(fid) + ":" for fid in self.order]
+        self.integers = {f.id for f in self.fields if f.type == "integer"}
+
+    def __call__(self, batch: RowBatch) -> CheckedRows | None:
+        if not batch.rows:
+            return CheckedRows()
+        by_field = dict(zip(batch.columns, zip(*batch.rows, strict=True), strict=True))
+        size = len(batch.rows)
+        typed: dict[str, Sequence[Any] | None] = {}
+        for f in self.fields:
+            column = by_field.get(f.id)
+            if column is None:
+                if f.required:
+                    return None
+                typed[f.id] = None
+                continue
+            values = self._typed(f, column)
+            if values is None or (f.required and None in values):
+                return None
+            typed[f.id] = values
+        if self.dated is not None:
+            starts, ends = typed[self.dated[0]], typed[self.dated[1]]
+            # No start or no end is no bound: such a row is never out of order.
+            if starts is not None and ends is not None and any(map(
+                    operator.lt, [e or "\uffff" for e in ends] if None in ends else ends,
+                    [s or "" for s in starts] if None in starts else starts)):
+                return None
+        texts: list[Sequence[str]] = []
+        for k in self.key:
+            values = typed[k]
+            if values is None:
+                return None
+            texts.append(values if k not in self.integers else [str(v) for v in values])
+        key_texts = texts[0] if len(texts) == 1 else list(map(KEY_SEPARATOR.join,
+                                                              zip(*texts, strict=True)))
+        return CheckedRows(keys=cast(list[str], key_texts),
+                           data=self._stored(typed, size), lines=batch.lines)
+
+    def _typed(self, f: FieldDef, column: Sequence[str]) -> Sequence[Any] | None:
+        """The column's typed values (None for no value), or None if any value fails."""
+        has_empty = "" in column
+        present = [v for v in column if v] if has_empty else column
+        if f.type == "string":
+            limit = f.max_length
+            if present and ((limit is not None and max(map(len, present)) > limit)
+                            or _CONTROL.search("".join(present))):
+                return None
+        elif f.type == "enum":
+            if not set(present) <= set(f.values or ()):
+                return None
+        else:
+            cache = self.caches[f.id]
+            if len(cache) > CACHED_VALUES:
+                cache.clear()
+            check = self.parsed[f.id]
+            for raw in set(column).difference(cache):
+                try:
+                    cache[raw] = check(raw)
+                except ValueError:
+                    return None
+            return list(map(cache.__getitem__, column))
+        return [v or None for v in column] if has_empty else column
+
+    def _stored(self, typed: dict[str, Sequence[Any] | None], size: int) -> list[str]:
+        """Each row's stored data, as records.encode writes it, by one format per batch.
+
+        A column with no value missing is written by the format itself; one with gaps
+        fills a slot with its field's whole text, or nothing. Fields before the first
+        column without gaps carry their comma after them, later ones before them, so the
+        commas come right whatever is missing.
+        """
+        present = [(prefix, values, fid not in self.integers)
+                   for fid, prefix in zip(self.order, self.prefixes, strict=True)
+                   if (values := typed[fid]) is not None]
+        anchor = next((i for i, (_, values, _) in enumerate(present) if None not in values),
+                      None)
+        if anchor is None:  # not met: a key field is required, so never missing
+            encode_row = encoder_for_values(self.order)
+            return [encode_row(row) for row in zip(*(typed[fid] or [None] * size
+                                                 for fid in self.order), strict=True)]
+        parts: list[str] = []
+        slots: list[Sequence[str]] = []
+        for i, (prefix, values, text) in enumerate(present):
+            before, after = ("," if i > anchor else ""), ("," if i < anchor else "")
+            gaps = None in values
+            given = [v for v in values if v is not None] if gaps else values
+            plain = text and not _JSON_ESCAPED.search("".join(given))
+            quote = '"' if plain else ""
+            encode: Callable[[Any], str] = _same if plain else encode_basestring if text else str
+            if not gaps:
+                parts.append(before + prefix.replace("%", "%%") + quote + "%s" + quote + after)
+                slots.append(values if plain else list(map(encode, values)))
+                continue
+            head, tail = before + prefix + quote, quote + after
+            parts.append("%s")
+            slots.append(["" if v is None else head + encode(v) + tail for v in values])
+        template = "{" + "".join(parts) + "}"
+        return [template % row for row in zip(*slots, strict=True)]
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def encoder_for_values(order: list[str]) -> Callable[[Sequence[Any]], str]:
+    """records.encode of a record given as its values in ``order`` (None: no value)."""
+    prefixes = [encode_basestring(fid) + ":" for fid in order]
+
+    def encode_values(values: Sequence[Any]) -> str:
+        return "{" + ",".join([
+            prefix + (encode_basestring(v) if type(v) is str else str(v))
+            for prefix, v in zip(prefixes, values, strict=True) if v is not None]) + "}"
+    return encode_values
 
 
 def duplicate_key(entity: EntityDef, file: str | None, line: int, first_line: int,

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TextIO
 
+from isd_service.domain import validation
 from isd_service.domain.catalogue import Catalogue, EntityDef
-from isd_service.domain.validation import Problem, RawRow
+from isd_service.domain.validation import Problem, RawRow, RowBatch
 
 FORMATS = ("mdd-csv", "csv", "json")
 # A zip's members, all together, may hold at most this much: the whole MDD with its largest
@@ -65,6 +66,19 @@ class EntityRows:
     dates: str
     rows: Iterable[RawRow] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # A text reader's stream of the same rows, read in batches (consume one or the other).
+    batches: Iterable[RowBatch] | None = None
+    # The file the rows were read from (to read them again).
+    input: InputFile | None = None
+
+    def in_batches(self) -> Iterator[RowBatch | list[RawRow]]:
+        """The rows in batches: the reader's own, or ``rows`` taken BATCH_ROWS at a time."""
+        if self.batches is not None:
+            yield from self.batches
+            return
+        rows = iter(self.rows)
+        while batch := list(itertools.islice(rows, validation.BATCH_ROWS)):
+            yield batch
 
 
 def safe_name(name: str) -> str:
@@ -170,6 +184,8 @@ def parse_files(
         name = safe_name(f.name)
         if fmt == "json":
             rows, found = json_records.read(f.content(), catalogue, name, forced)
+            for group in rows:
+                group.input = f
             groups += rows
             problems += found
             continue
@@ -183,6 +199,7 @@ def parse_files(
         table, found = reader(f.source(), entity, name, keys_only=keys_only)
         problems += found
         if table is not None:
+            table.input = f
             groups.append(table)
     seen: dict[str, str] = {}
     for g in groups:

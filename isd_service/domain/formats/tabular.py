@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from isd_service.domain import validation
 from isd_service.domain.catalogue import EntityDef, FieldDef
 from isd_service.domain.formats import EntityRows, text_stream
-from isd_service.domain.validation import Problem, RawRow
+from isd_service.domain.validation import Problem, RawRow, RowBatch
 
 MAX_FIELD_SIZE = 100_000
 
@@ -50,19 +51,27 @@ def read_table(
         text.close()
         return None, problems
     out = EntityRows(entity=entity, file=file, dates=dates)
-    out.rows = _rows(reader, text, columns, out)
+    out.batches = _batches(reader, text, columns, out)
+    out.rows = _rows(out.batches)
     return out, []
 
 
-def _rows(reader: Any, text: TextIO, columns: list[str], out: EntityRows
-          ) -> Iterator[RawRow]:
-    """The rows as read; the file is closed once they have all been read."""
+def _batches(reader: Any, text: TextIO, columns: list[str], out: EntityRows
+             ) -> Iterator[RowBatch]:
+    """The rows as read, BATCH_ROWS at a time; the file is closed once they have all been
+    read."""
     width = len(columns)
     line = reader.line_num + 1
+    lines: list[int] = []
+    rows: list[list[str]] = []
     try:
         for row in reader:
             if len(row) == width:
-                yield RawRow(line, dict(zip(columns, row, strict=True)))
+                rows.append(row)
+                lines.append(line)
+                if len(rows) == validation.BATCH_ROWS:
+                    yield RowBatch(columns, lines, rows)
+                    lines, rows = [], []
             elif row:
                 out.problems.append(Problem(f"expected {width} fields, found {len(row)}",
                                             out.entity.id, out.file, line))
@@ -71,6 +80,14 @@ def _rows(reader: Any, text: TextIO, columns: list[str], out: EntityRows
         out.problems.append(Problem(f"malformed CSV: {exc}", out.entity.id, out.file, line))
     finally:
         text.close()
+    if rows:
+        yield RowBatch(columns, lines, rows)
+
+
+def _rows(batches: Iterable[RowBatch]) -> Iterator[RawRow]:
+    """The same rows one at a time, for the readers of rows."""
+    for batch in batches:
+        yield from batch.raw_rows()
 
 
 def _map_header(
