@@ -195,7 +195,9 @@ class StagedChange(Base):
     key: Mapped[str] = mapped_column(KeyText)
     op: Mapped[str] = mapped_column(String(8))
     data: Mapped[str | None] = mapped_column(Text)
-    load_id: Mapped[int | None] = mapped_column(ForeignKey("load.id"))
+    # The load that staged it; no foreign key: it would check every row of a first load
+    # against the load recorded in the same transaction (migration 0011).
+    load_id: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         # One change per key in each set; the open draft's index also serves its lookups.

@@ -7,11 +7,13 @@ Nothing here commits: the service layer's unit of work owns the transaction.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import (
     Column,
     ColumnElement,
@@ -31,7 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import Text
 
@@ -61,6 +63,7 @@ from isd_service.domain.catalogue import (
 from isd_service.domain.lifecycle import HOLDING, SCHEDULED, ReleaseState
 from isd_service.domain.record_query import QueryTooExpensive, RecordQuery
 from isd_service.domain.staging import Counts, Rows, Staged, overlay
+from isd_service.domain.validation import CheckedRows
 
 STREAM_BATCH = 5000
 INSERT_BATCH = 5000
@@ -452,11 +455,77 @@ def end_incoming(session: Session) -> None:
         table.drop(connection, checkfirst=True)
 
 
-def add_incoming(session: Session, part: int,
-                 rows: Iterable[tuple[str, str, int | None]]) -> int:
-    """Write a stream of (key, data, line) of one file's entity (``part``); return how many."""
-    return bulk_insert(session, INCOMING, ["part", "key", "data", "line"],
-                       ((part, key, data, line) for key, data, line in rows))
+def add_incoming(session: Session, part: int, batches: Iterable[CheckedRows], *,
+                 lines: bool = True) -> int:
+    """Write one file's checked rows (``part``) as they come; return how many. Without
+    ``lines`` the rows are written with no line (rows a load adds, not read from a file)."""
+    return write_checked(session, INCOMING.name, {"part": part}, batches, lines=lines)
+
+
+def stage_new(session: Session, entity_id: str, frozen_for: int | None, load_id: int,
+              batches: Iterable[CheckedRows]) -> int | None:
+    """Write the checked rows of an entity the set and its base do not hold at all (its
+    first load) straight into the set as upserts; return how many.
+
+    The set's unique key refuses a key met twice: then nothing is written and the answer
+    is None, and the caller reads the file the general way, which names every duplicate.
+    """
+    constants: dict[str, Any] = {"entity_id": entity_id, "op": "upsert", "load_id": load_id}
+    if frozen_for is not None:
+        constants["frozen_for"] = frozen_for
+    try:
+        with session.begin_nested():
+            return write_checked(session, StagedChange.__tablename__, constants, batches,
+                                 lines=False)
+    except (IntegrityError, psycopg.errors.UniqueViolation) as exc:
+        if isinstance(exc, IntegrityError) and "UNIQUE" not in str(exc.orig):
+            raise
+        return None
+
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r%]")
+
+
+def write_checked(session: Session, table: str, constants: dict[str, Any],
+                  batches: Iterable[CheckedRows], *, lines: bool) -> int:
+    """Insert checked rows (key, data[, line]) with the same ``constants`` in each row, a
+    batch at a time; return how many.
+
+    PostgreSQL takes each batch as one block of COPY text, formatted in one pass over the
+    batch; SQLite by executemany. The constants are numbers and identifiers: none needs
+    escaping, and none may be None (leave such a column to its default).
+    """
+    names = [*constants, "key", "data"] + (["line"] if lines else [])
+    connection = session.connection()
+    count = 0
+    if connection.dialect.name == "postgresql":
+        if any(value is None or _COPY_SPECIAL.search(str(value)) for value in constants.values()):
+            raise ValueError(f"constants COPY text would have to escape: {constants!r}")
+        head = "".join(f"{value}\t" for value in constants.values())
+        row = head + "%s\t%s" + ("\t%s" if lines else "") + "\n"
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(
+                f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+            for batch in batches:
+                values = (zip(batch.keys, batch.data, batch.lines, strict=True) if lines
+                          else zip(batch.keys, batch.data, strict=True))
+                block = "".join(map(row.__mod__, values))
+                # Only keys and data may hold a backslash, COPY text's one escape here
+                # (checked texts hold no tab, newline or other control character).
+                copy.write(block.replace("\\", "\\\\") if "\\" in block else block)
+                count += len(batch.keys)
+        return count
+    statement = (f"INSERT INTO {table} ({', '.join(names)}) "
+                 f"VALUES ({', '.join('?' for _ in names)})")
+    fixed = tuple(constants.values())
+    for batch in batches:
+        values = (zip(batch.keys, batch.data, batch.lines, strict=True) if lines
+                  else zip(batch.keys, batch.data, strict=True))
+        if batch.keys:
+            connection.exec_driver_sql(statement, [fixed + row for row in values])
+            count += len(batch.keys)
+    return count
 
 
 def index_incoming(session: Session) -> None:
@@ -571,6 +640,13 @@ def _nothing_there(session: Session, params: dict[str, Any], frozen_for: int | N
     staged_sql, base_sql = _staging_sql(frozen_for, base_frozen)
     return all(session.execute(text(f"SELECT 1 FROM ({sql}) x LIMIT 1"), params).first() is None
                for sql in (staged_sql, base_sql))
+
+
+def holds_nothing(session: Session, entity_id: str, frozen_for: int | None,
+                  base_frozen: int | None) -> bool:
+    """Whether the set ``frozen_for`` and its base hold nothing of the entity."""
+    return _nothing_there(session, _params(entity_id, 0, frozen_for, base_frozen), frozen_for,
+                          base_frozen)
 
 
 def incoming_counts(session: Session, entity_id: str, part: int, mode: str,

@@ -20,14 +20,15 @@ from isd_service.adapters.orm import Load, ReleaseLoad
 from isd_service.domain import ownership
 from isd_service.domain.catalogue import Catalogue, EntityDef
 from isd_service.domain.delta import staged_changes
-from isd_service.domain.formats import InputFile, parse_files, safe_name
+from isd_service.domain.formats import EntityRows, InputFile, parse_files, safe_name
 from isd_service.domain.records import decode
 from isd_service.domain.staging import MODES, TARGETS, Counts, is_net
 from isd_service.domain.validation import (
+    CheckedRows,
     LoadRejected,
     Problem,
     Validated,
-    check_rows,
+    check_batches,
     duplicate_key,
     validate_rows,
 )
@@ -112,23 +113,41 @@ def load_in(
         frozen_for, release = frozen.id, frozen
     report("read", 0, len(files))
     groups, problems = parse_files(catalogue, files, fmt, entity_id, keys_only=mode == "delete")
-    # Each file's checked rows go to the database as they are read; duplicate keys and the
-    # comparison with the records are then found there, so a version is never held here.
+    # Recorded first, so that the rows written as they are read can name it; a refused
+    # load takes it back with everything else.
+    record = _start_load(session, files, fmt, mode, actor, organisation)
+    base_frozen = frozen.id if frozen is not None and frozen_for is None else None
+    # Each file's checked rows go to the database as they are read: straight into the set
+    # when it and its base hold nothing of the entity (a first load), else to a temporary
+    # table where duplicate keys and the comparison with the records are worked out. A
+    # version is never held here.
     repository.start_incoming(session)
     parts: list[Part] = []
     found_in: list[list[Problem]] = []
     for i, g in enumerate(groups, start=1):
+        part = Part(i, g.entity, g.file)
         found: list[Problem] = []
-        repository.add_incoming(session, i, check_rows(
-            g.entity, g.rows, found, dates=g.dates, file=g.file, keys_only=mode == "delete"))
-        g.rows = []
-        parts.append(Part(i, g.entity, g.file))
+        if (mode != "delete" and restricted_to is None
+                and repository.holds_nothing(session, g.entity.id, frozen_for, base_frozen)):
+            part.staged = repository.stage_new(session, g.entity.id, frozen_for, record.id,
+                                               check_batches(g.entity, g.in_batches(), found,
+                                                             dates=g.dates, file=g.file))
+            if part.staged is None:  # a key met twice: read again, to name each duplicate
+                g, found = _read_again(catalogue, g, fmt, entity_id), []
+                groups[i - 1] = g
+        if part.staged is None:
+            repository.add_incoming(session, i, check_batches(
+                g.entity, g.in_batches(), found, dates=g.dates, file=g.file,
+                keys_only=mode == "delete"))
+        g.rows, g.batches = [], []
+        parts.append(part)
         found_in.append(found)
         report(f"validate {g.entity.id}", i, len(groups))
     repository.index_incoming(session)
     for g, p, found in zip(groups, parts, found_in, strict=True):
-        duplicates = [duplicate_key(p.entity, p.file, line, first, data)
-                      for line, first, data in repository.incoming_duplicates(session, p.part)]
+        duplicates = [] if p.staged is not None else [
+            duplicate_key(p.entity, p.file, line, first, data)
+            for line, first, data in repository.incoming_duplicates(session, p.part)]
         problems += g.problems + list(heapq.merge(found, duplicates,
                                                   key=lambda q: q.line or 0))
     if restricted_to is not None and ownership_fields:
@@ -136,9 +155,11 @@ def load_in(
                                         ownership_fields, add=not problems)
     if problems:
         raise LoadRejected(problems)
-    base_frozen = frozen.id if frozen is not None and frozen_for is None else None
     counted: list[tuple[Part, Counts]] = []
     for i, p in enumerate(parts, start=1):
+        if p.staged is not None:
+            counted.append((p, Counts(inserted=p.staged)))
+            continue
         counts, missing = repository.incoming_counts(session, p.entity.id, p.part, mode,
                                                      frozen_for, base_frozen)
         key0 = p.entity.key[0]
@@ -148,12 +169,11 @@ def load_in(
         report(f"stage {p.entity.id}", i, len(parts))
     if problems:
         raise LoadRejected(problems)
-    record = _record_load(session, files, fmt, mode, actor, organisation,
-                          [(p.entity.id, counts) for p, counts in counted])
-    changed = False
+    _count_load(record, [(p.entity.id, counts) for p, counts in counted])
+    changed = any(p.staged for p, _ in counted)
     for p, _ in counted:
-        if repository.stage_incoming(session, p.entity.id, p.part, mode, frozen_for,
-                                     base_frozen, record.id):
+        if p.staged is None and repository.stage_incoming(
+                session, p.entity.id, p.part, mode, frozen_for, base_frozen, record.id):
             changed = True
         if frozen_for is not None:
             _rebase_open_draft(session, p.entity.id)
@@ -177,6 +197,16 @@ class Part:
     part: int
     entity: EntityDef
     file: str
+    # Rows written straight into the set (a first load of the entity), or None.
+    staged: int | None = None
+
+
+def _read_again(catalogue: Catalogue, g: EntityRows, fmt: str, entity_id: str | None
+                ) -> EntityRows:
+    """A file's rows of one entity, read again from the start."""
+    assert g.input is not None
+    groups, _ = parse_files(catalogue, [g.input], fmt, entity_id)
+    return next(again for again in groups if again.entity.id == g.entity.id)
 
 
 def _ownership_problems(session: Session, parts: list[Part], organisation: str, mode: str,
@@ -199,20 +229,16 @@ def _ownership_problems(session: Session, parts: list[Part], organisation: str, 
                                 repository.draft_rows(session, p.entity.id))
         problems += found
         if add and not found:
-            repository.add_incoming(session, p.part, ((key, data, None) for key, data
-                                                      in v.data.items() if key not in sent))
+            others = [(key, data) for key, data in v.data.items() if key not in sent]
+            repository.add_incoming(session, p.part, [CheckedRows(
+                keys=[key for key, _ in others], data=[data for _, data in others])],
+                lines=False)
     return problems
 
 
-def _record_load(
-    session: Session, files: list[InputFile], fmt: str, mode: str, actor: str,
-    organisation: str | None, staged: list[tuple[str, Counts]],
-) -> Load:
-    total = Counts()
-    per_entity: dict[str, Any] = {}
-    for eid, counts in staged:
-        total.add(counts)
-        per_entity[eid] = counts.to_dict()
+def _start_load(session: Session, files: list[InputFile], fmt: str, mode: str, actor: str,
+                organisation: str | None) -> Load:
+    """The load's record, with its input described and nothing counted yet."""
     digest = hashlib.sha256()
     described = []
     for f in files:
@@ -225,11 +251,23 @@ def _record_load(
         described.append({"name": safe_name(f.name), "size": size, "sha256": file_hash})
     record = Load(
         created_at=datetime.now(UTC), actor=actor, organisation=organisation, format=fmt,
-        mode=mode, files=described, sha256=digest.hexdigest(), entities=per_entity,
-        **total.to_dict())
+        mode=mode, files=described, sha256=digest.hexdigest(), entities={},
+        **Counts().to_dict())
     session.add(record)
     session.flush()
     return record
+
+
+def _count_load(record: Load, staged: list[tuple[str, Counts]]) -> None:
+    """Set what the load changed, per entity and in all."""
+    total = Counts()
+    per_entity: dict[str, Any] = {}
+    for eid, counts in staged:
+        total.add(counts)
+        per_entity[eid] = counts.to_dict()
+    record.entities = per_entity
+    for name, value in total.to_dict().items():
+        setattr(record, name, value)
 
 
 def _rebase_open_draft(session: Session, entity_id: str) -> None:
