@@ -6,7 +6,8 @@ FOLDER holds MDD CSV files (a real version, or `isd bench generate` output). The
 empties the PostgreSQL database (default isd_bench), then times:
 
 - csv parse: the csv module alone over the files;
-- read + validate + encode: the load's pure steps (formats/, validation.py), no database;
+- read + validate + encode: the load's pure steps (formats/, validation.py), no database
+  (the rows' key texts and stored data made, a batch at a time, and let go);
 - load: the whole `drafts.load` into an empty store (what `isd load` does);
 - COPY floor: the same CSV files into plain tables (bench/load_publish.py's baseline);
 - the draft's rows (key text and canonical JSON, as the load wrote them) COPYed again, by
@@ -26,7 +27,7 @@ from load_publish import copy_baseline, files_of, fresh_postgres, parse_only, ti
 
 from isd_service.adapters.repository import working_catalogue
 from isd_service.domain.formats import InputFile, parse_files
-from isd_service.domain.validation import validate_rows
+from isd_service.domain.validation import Problem, check_batches
 from isd_service.entrypoints.app import create_app
 from isd_service.entrypoints.cli.database import upgrade_database
 from isd_service.entrypoints.flask_db import session, uow
@@ -42,9 +43,11 @@ def validate_only(files: list[InputFile]) -> int:
     assert not problems, problems[:3]
     count = 0
     for g in groups:
-        validated, found = validate_rows(g.entity, g.rows, dates=g.dates, file=g.file)
+        found: list[Problem] = []
+        for checked in check_batches(g.entity, g.in_batches(), found, dates=g.dates,
+                                     file=g.file):
+            count += len(checked.keys)
         assert not found and not g.problems, (found[:3], g.problems[:3])
-        count += len(validated.data)
     return count
 
 

@@ -8,11 +8,13 @@ Needs a PostgreSQL database it may empty (default isd_bench on 127.0.0.1), Debia
 (`apt-get install -y nginx-light`) and curl. It measures:
 
 - load: records/s for a real MDD version and for synthetic versions of each --records size,
-  against PostgreSQL COPY of the same rows into a plain table, and the loading process's
-  peak RSS;
-- publish: seconds for each --records size;
+  against PostgreSQL COPY of the same rows into a plain table, and the peak RSS of the
+  process that loaded (a child, bench/load_once.py);
+- publish: seconds for each --records size, and for about 1,000 changes on each store;
 - delta(N-1, N) with about 1,000 changes on a --small store and on each --records store,
   against diffing the two full snapshots;
+- background builds: the largest store's second version's downloads built by a builder
+  process while requests ask for them (bench/background_builds.py);
 - download: a full snapshot of the largest store through gunicorn (gunicorn.conf.py) against
   nginx serving the same file, with curl;
 - memory: peak RSS of the gunicorn worker that built and streamed that snapshot;
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import platform
 import re
@@ -45,6 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from background_builds import run as background_run
 from load_publish import (
     copy_baseline,
     files_of,
@@ -101,13 +105,20 @@ def load_and_publish(url: str, folders: list[Path], first: int) -> dict[str, Any
         without_relations(unit)
         for i, folder in enumerate(folders):
             files = files_of(folder)
-            before_mib = high_water_mib()
-            load_s, record = timed(lambda f=files: load(  # type: ignore[misc]
-                unit, files=f, fmt="mdd-csv", mode="replace", actor="bench", organisation=None))
             if i == 0:
-                # The process's high-water mark: the load's own peak when it rose past the
-                # earlier steps' (the diffs of smaller stores hold two snapshots in memory).
-                out.update(load_peak=high_water_mib(), peak_before=before_mib)
+                # In a process of its own, from the files' paths, as `isd load` runs: its
+                # peak RSS is the load's (this process has held two snapshots by now).
+                child = subprocess.run(
+                    [sys.executable, str(Path(__file__).parent / "load_once.py"), url,
+                     str(folder)], check=True, capture_output=True, text=True)
+                first_load = json.loads(child.stdout.splitlines()[-1])
+                load_s = first_load["load_s"]
+                out.update(load_peak=first_load["load_peak"],
+                           peak_before=first_load["peak_before"])
+            else:
+                load_s, record = timed(lambda f=files: load(  # type: ignore[misc]
+                    unit, files=f, fmt="mdd-csv", mode="replace", actor="bench",
+                    organisation=None))
             number = first if i == 0 else None
             pub_s, version = timed(lambda n=number: publish(  # type: ignore[misc]
                 unit, actor="bench", organisation=None, version=n))
@@ -403,6 +414,20 @@ def main() -> None:
         for records in sorted(args.records):
             step(results, f"synthetic {records:,}-record store",
                  lambda r=records: big(r))  # type: ignore[misc]
+        largest = max(args.records)
+
+        def background() -> Results:
+            # Version 2 of the largest store, published above with no builder running: its
+            # build job waits; a builder takes it while requests ask for its downloads.
+            folder = tmp / "background"
+            folder.mkdir()
+            try:
+                return background_run(args.pg, largest, folder, existing=2)
+            finally:
+                shutil.rmtree(folder)
+
+        step(results, f"downloads of version 2 of the {largest:,}-record store, built in the "
+             "background (bench/background_builds.py)", background)
         step(results, "web: gunicorn vs nginx, memory, latest", lambda: web_benchmarks(
             args.pg, 2, tmp))
     finished = datetime.now(UTC)
