@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain, repeat
 from typing import Any, cast
 
 import psycopg
@@ -502,15 +503,19 @@ def write_checked(session: Session, table: str, constants: dict[str, Any],
         if any(value is None or _COPY_SPECIAL.search(str(value)) for value in constants.values()):
             raise ValueError(f"constants COPY text would have to escape: {constants!r}")
         head = "".join(f"{value}\t" for value in constants.values())
-        row = head + "%s\t%s" + ("\t%s" if lines else "") + "\n"
         driver = connection.connection.driver_connection
         assert driver is not None
         with driver.cursor() as cursor, cursor.copy(
-                f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+                f"COPY {table} ({', '.join(names)}) FROM STDIN",
+                # A thread sends each block while the next is read and checked, so that
+                # this process and the server work at once.
+                writer=psycopg.copy.QueuedLibpqWriter(cursor)) as copy:
             for batch in batches:
-                values = (zip(batch.keys, batch.data, batch.lines, strict=True) if lines
-                          else zip(batch.keys, batch.data, strict=True))
-                block = "".join(map(row.__mod__, values))
+                # One join over the batch's texts: no formatting per row. strict=False:
+                # the repeats are endless, the columns all of the batch's length.
+                pieces = [repeat(head), batch.keys, repeat("\t"), batch.data] + (
+                    [repeat("\t"), map(str, batch.lines)] if lines else []) + [repeat("\n")]
+                block = "".join(chain.from_iterable(zip(*pieces, strict=False)))
                 # Only keys and data may hold a backslash, COPY text's one escape here
                 # (checked texts hold no tab, newline or other control character).
                 copy.write(block.replace("\\", "\\\\") if "\\" in block else block)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import chain, repeat
 from json.encoder import encode_basestring
 from typing import Any, cast
 
@@ -412,8 +413,8 @@ class ColumnCheck:
             encode_row = encoder_for_values(self.order)
             return [encode_row(row) for row in zip(*(typed[fid] or [None] * size
                                                  for fid in self.order), strict=True)]
-        parts: list[str] = []
-        slots: list[Sequence[str]] = []
+        # The batch's texts, in one pass: constant texts between the columns' values.
+        constants, columns, pending = [], [], "{"
         for i, (prefix, values, text) in enumerate(present):
             before, after = ("," if i > anchor else ""), ("," if i < anchor else "")
             gaps = None in values
@@ -422,14 +423,20 @@ class ColumnCheck:
             quote = '"' if plain else ""
             encode: Callable[[Any], str] = _same if plain else encode_basestring if text else str
             if not gaps:
-                parts.append(before + prefix.replace("%", "%%") + quote + "%s" + quote + after)
-                slots.append(values if plain else list(map(encode, values)))
+                constants.append(pending + before + prefix + quote)
+                columns.append(values if plain else list(map(encode, values)))
+                pending = quote + after
                 continue
             head, tail = before + prefix + quote, quote + after
-            parts.append("%s")
-            slots.append(["" if v is None else head + encode(v) + tail for v in values])
-        template = "{" + "".join(parts) + "}"
-        return [template % row for row in zip(*slots, strict=True)]
+            constants.append(pending)
+            columns.append(["" if v is None else head + encode(v) + tail for v in values])
+            pending = ""
+        constants.append(pending + "}\n")  # stored data holds no newline: JSON escapes it
+        pieces: list[Iterable[Any]] = [repeat(constants[0])]
+        for column, constant in zip(columns, constants[1:], strict=True):
+            pieces += [column, repeat(constant)]
+        # strict=False: the repeats are endless, the columns all of the batch's length.
+        return "".join(chain.from_iterable(zip(*pieces, strict=False))).split("\n")[:-1]
 
 
 def _same(value: str) -> str:

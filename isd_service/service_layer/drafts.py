@@ -6,9 +6,11 @@ all or nothing: one problem anywhere in its files and nothing changes.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,10 +61,27 @@ def load(
     ``restricted_to``: the organisation whose own records alone the load may change, under
     the ownership policy ``ownership_fields`` (entity id -> owner field).
     """
-    with uow.transaction() as session:
+    with uow.transaction() as session, cyclic_gc_paused():
         return load_in(session, files=files, fmt=fmt, mode=mode, entity_id=entity_id,
                        actor=actor, organisation=organisation, restricted_to=restricted_to,
                        ownership_fields=ownership_fields, progress=progress, target=target)
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a load.
+
+    A load makes millions of short-lived rows and texts, none in a reference cycle; the
+    collector's passes over them took an eighth of a million-row load and freed nothing.
+    Memory is still freed as the rows go (reference counting); only cycles wait.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_files(catalogue: Catalogue, files: list[InputFile], fmt: str,

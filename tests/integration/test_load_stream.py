@@ -52,15 +52,19 @@ def refused(lines: list[str], mode: str = "replace") -> list[tuple[int | None, s
     return [(p.line, p.message, p.value) for p in caught.value.problems]
 
 
+# Rows with a value too long and keys met twice and thrice, and the problems they make.
+FAULTY = ["_A,Eastern", "_B,East", "_ABC,Too long", "_A,Again", "_B,Again", "_C,London",
+          "_A,Thrice"]
+FAULTS = [
+    (4, "longer than 2 characters (4)", "_ABC"),
+    (5, "duplicate key: the same gsp_group_id is on line 2", "_A"),
+    (6, "duplicate key: the same gsp_group_id is on line 3", "_B"),
+    (8, "duplicate key: the same gsp_group_id is on line 2", "_A"),
+]
+
+
 def test_problems_keep_their_lines_and_order(seeded: Flask) -> None:
-    problems = refused(["_A,Eastern", "_B,East", "_ABC,Too long", "_A,Again", "_B,Again",
-                        "_C,London", "_A,Thrice"])
-    assert problems == [
-        (4, "longer than 2 characters (4)", "_ABC"),
-        (5, "duplicate key: the same gsp_group_id is on line 2", "_A"),
-        (6, "duplicate key: the same gsp_group_id is on line 3", "_B"),
-        (8, "duplicate key: the same gsp_group_id is on line 2", "_A"),
-    ]
+    assert refused(FAULTY) == FAULTS
     assert not repository.has_staged(session())
 
 
@@ -99,14 +103,7 @@ def empty(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
 def test_a_first_load_refuses_with_the_same_problems(empty: Flask) -> None:
     # As test_problems_keep_their_lines_and_order, with nothing in the store: the rows go
     # straight to the draft until the repeated key, then the file is read again.
-    problems = refused(["_A,Eastern", "_B,East", "_ABC,Too long", "_A,Again", "_B,Again",
-                        "_C,London", "_A,Thrice"])
-    assert problems == [
-        (4, "longer than 2 characters (4)", "_ABC"),
-        (5, "duplicate key: the same gsp_group_id is on line 2", "_A"),
-        (6, "duplicate key: the same gsp_group_id is on line 3", "_B"),
-        (8, "duplicate key: the same gsp_group_id is on line 2", "_A"),
-    ]
+    assert refused(FAULTY) == FAULTS
     # Only repeated keys: found the same way; nothing staged, no load recorded.
     assert refused(["_A,Eastern", "_B,East", "_C,London", "_B,Again"]) == [
         (5, "duplicate key: the same gsp_group_id is on line 3", "_B")]

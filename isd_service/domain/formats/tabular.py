@@ -60,18 +60,21 @@ def _batches(reader: Any, text: TextIO, columns: list[str], out: EntityRows
              ) -> Iterator[RowBatch]:
     """The rows as read, BATCH_ROWS at a time; the file is closed once they have all been
     read."""
-    width = len(columns)
+    width, size = len(columns), validation.BATCH_ROWS
     line = reader.line_num + 1
     lines: list[int] = []
     rows: list[list[str]] = []
+    # The loop runs once per row of files of millions: what it calls is bound once.
+    add_row, add_line = rows.append, lines.append
     try:
         for row in reader:
             if len(row) == width:
-                rows.append(row)
-                lines.append(line)
-                if len(rows) == validation.BATCH_ROWS:
+                add_row(row)
+                add_line(line)
+                if len(rows) == size:
                     yield RowBatch(columns, lines, rows)
                     lines, rows = [], []
+                    add_row, add_line = rows.append, lines.append
             elif row:
                 out.problems.append(Problem(f"expected {width} fields, found {len(row)}",
                                             out.entity.id, out.file, line))
