@@ -22,6 +22,15 @@ from isd_service.service_layer.drafts import load
 
 
 def high_water_mib() -> float:
+    """This program's peak RSS. Linux's VmHWM belongs to the program's own memory, made at
+    exec; ru_maxrss would also count the parent's pages the child held between fork and
+    exec (hundreds of MiB when run.py has held snapshots)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
