@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import logging
 import os
 import platform
 import re
@@ -338,6 +339,8 @@ def step(results: Results, name: str, fn: Callable[[], Results]) -> None:
 
 
 def main() -> None:
+    # One log line per request: the background build step asks every 0.2 s.
+    logging.getLogger("isd_service.requests").disabled = True
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, nargs="+", default=[1_000_000, 10_000_000],
                         help="sizes of the big synthetic stores, smallest first")
