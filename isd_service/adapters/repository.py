@@ -639,19 +639,14 @@ def _params(entity_id: str, part: int, frozen_for: int | None,
     return {"entity": entity_id, "part": part, "target": frozen_for, "base": base_frozen}
 
 
-def _nothing_there(session: Session, params: dict[str, Any], frozen_for: int | None,
-                   base_frozen: int | None) -> bool:
-    """Whether the set and its base hold nothing of the entity (its first load)."""
+def holds_nothing(session: Session, entity_id: str, frozen_for: int | None,
+                  base_frozen: int | None) -> bool:
+    """Whether the set ``frozen_for`` and its base hold nothing of the entity: a load of it
+    is its first, and writes its rows straight into the set (``stage_new``)."""
+    params = _params(entity_id, 0, frozen_for, base_frozen)
     staged_sql, base_sql = _staging_sql(frozen_for, base_frozen)
     return all(session.execute(text(f"SELECT 1 FROM ({sql}) x LIMIT 1"), params).first() is None
                for sql in (staged_sql, base_sql))
-
-
-def holds_nothing(session: Session, entity_id: str, frozen_for: int | None,
-                  base_frozen: int | None) -> bool:
-    """Whether the set ``frozen_for`` and its base hold nothing of the entity."""
-    return _nothing_there(session, _params(entity_id, 0, frozen_for, base_frozen), frozen_for,
-                          base_frozen)
 
 
 def incoming_counts(session: Session, entity_id: str, part: int, mode: str,
@@ -661,10 +656,6 @@ def incoming_counts(session: Session, entity_id: str, part: int, mode: str,
     latest version with the frozen set ``base_frozen`` on top, if any): its counts, and
     (delete mode) (line, data) of the rows whose key is not there to delete."""
     params = _params(entity_id, part, frozen_for, base_frozen)
-    if mode != "delete" and _nothing_there(session, params, frozen_for, base_frozen):
-        inserted = session.execute(text("SELECT count(*) FROM load_incoming WHERE part = :part"),
-                                   params).scalar_one()
-        return Counts(inserted=int(inserted)), []
     counts_sql, _, missing_sql = _incoming_changes_sql(frozen_for, base_frozen, mode)
     inserted, updated, deleted, unchanged = session.execute(text(counts_sql), params).one()
     counts = Counts(inserted=int(inserted), updated=int(updated), deleted=int(deleted),
@@ -689,12 +680,6 @@ def stage_incoming(session: Session, entity_id: str, part: int, mode: str,
                                if mode == "replace" else [])
     target = "NULL" if frozen_for is None else ":target"
     columns = "(frozen_for, entity_id, key, op, data, load_id)"
-    if mode != "delete" and _nothing_there(session, params, frozen_for, base_frozen):
-        # A first load of the entity: every row is an insert, written as it stands.
-        result = session.execute(text(
-            f"INSERT INTO staged_change {columns} SELECT {target}, :entity, i.key, 'upsert', "
-            f"i.data, :load FROM load_incoming i WHERE i.part = :part"), params)
-        return result.rowcount or 0  # type: ignore[attr-defined]
     if session.execute(select(StagedChange.id).where(
             StagedChange.entity_id == entity_id, in_set(frozen_for)).limit(1)).first() is None:
         # Nothing staged yet (a first load): every change is a new entry, written at once.

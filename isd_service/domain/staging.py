@@ -15,7 +15,9 @@ load deletes the keys it names, and a key the view lacks is a problem. The entry
 key becomes a delete, or goes when the base lacks the key. Entries the load leaves as they
 were keep the load that staged them. Loads run the rule as set-based SQL over the records
 (adapters/repository.py, ``incoming_counts`` and ``stage_incoming``), so that a version is
-never held in the process.
+never held in the process. When the set and its base hold nothing of an entity, the rule
+makes every incoming record an insert: such a first load writes its rows straight into the
+set (``stage_new``).
 """
 
 from __future__ import annotations

@@ -335,12 +335,14 @@ class ColumnCheck:
         self.order = sorted(f.id for f in self.fields)
         self.prefixes = [encode_basestring(fid) + ":" for fid in self.order]
         self.integers = {f.id for f in self.fields if f.type == "integer"}
+        # Fields whose checked values never need a JSON escape: no scan of their columns.
+        self.plain = {f.id for f in self.fields if f.type in ("date", "time") or (
+            f.type == "enum" and not any(_JSON_ESCAPED.search(v) for v in f.values or ()))}
 
     def __call__(self, batch: RowBatch) -> CheckedRows | None:
         if not batch.rows:
             return CheckedRows()
         by_field = dict(zip(batch.columns, zip(*batch.rows, strict=True), strict=True))
-        size = len(batch.rows)
         typed: dict[str, Sequence[Any] | None] = {}
         for f in self.fields:
             column = by_field.get(f.id)
@@ -368,8 +370,10 @@ class ColumnCheck:
             texts.append(values if k not in self.integers else [str(v) for v in values])
         key_texts = texts[0] if len(texts) == 1 else list(map(KEY_SEPARATOR.join,
                                                               zip(*texts, strict=True)))
-        return CheckedRows(keys=cast(list[str], key_texts),
-                           data=self._stored(typed, size), lines=batch.lines)
+        data = self._stored(typed)
+        if data is None:
+            return None
+        return CheckedRows(keys=cast(list[str], key_texts), data=data, lines=batch.lines)
 
     def _typed(self, f: FieldDef, column: Sequence[str]) -> Sequence[Any] | None:
         """The column's typed values (None for no value), or None if any value fails."""
@@ -396,30 +400,29 @@ class ColumnCheck:
             return list(map(cache.__getitem__, column))
         return [v or None for v in column] if has_empty else column
 
-    def _stored(self, typed: dict[str, Sequence[Any] | None], size: int) -> list[str]:
-        """Each row's stored data, as records.encode writes it, by one format per batch.
+    def _stored(self, typed: dict[str, Sequence[Any] | None]) -> list[str] | None:
+        """Each row's stored data, as records.encode writes it, by one join per batch.
 
-        A column with no value missing is written by the format itself; one with gaps
-        fills a slot with its field's whole text, or nothing. Fields before the first
+        A column with no value missing puts its values between constant texts; one with
+        gaps gives each row its field's whole text, or nothing. Fields before the first
         column without gaps carry their comma after them, later ones before them, so the
         commas come right whatever is missing.
         """
-        present = [(prefix, values, fid not in self.integers)
+        present = [(fid, prefix, values)
                    for fid, prefix in zip(self.order, self.prefixes, strict=True)
                    if (values := typed[fid]) is not None]
-        anchor = next((i for i, (_, values, _) in enumerate(present) if None not in values),
+        anchor = next((i for i, (_, _, values) in enumerate(present) if None not in values),
                       None)
-        if anchor is None:  # not met: a key field is required, so never missing
-            encode_row = encoder_for_values(self.order)
-            return [encode_row(row) for row in zip(*(typed[fid] or [None] * size
-                                                 for fid in self.order), strict=True)]
+        if anchor is None:  # not met (a key field is required): the batch goes row by row
+            return None
         # The batch's texts, in one pass: constant texts between the columns' values.
         constants, columns, pending = [], [], "{"
-        for i, (prefix, values, text) in enumerate(present):
+        for i, (fid, prefix, values) in enumerate(present):
             before, after = ("," if i > anchor else ""), ("," if i < anchor else "")
             gaps = None in values
-            given = [v for v in values if v is not None] if gaps else values
-            plain = text and not _JSON_ESCAPED.search("".join(given))
+            text = fid not in self.integers
+            plain = fid in self.plain or (text and not _JSON_ESCAPED.search(
+                "".join([v for v in values if v is not None] if gaps else values)))
             quote = '"' if plain else ""
             encode: Callable[[Any], str] = _same if plain else encode_basestring if text else str
             if not gaps:
@@ -441,17 +444,6 @@ class ColumnCheck:
 
 def _same(value: str) -> str:
     return value
-
-
-def encoder_for_values(order: list[str]) -> Callable[[Sequence[Any]], str]:
-    """records.encode of a record given as its values in ``order`` (None: no value)."""
-    prefixes = [encode_basestring(fid) + ":" for fid in order]
-
-    def encode_values(values: Sequence[Any]) -> str:
-        return "{" + ",".join([
-            prefix + (encode_basestring(v) if type(v) is str else str(v))
-            for prefix, v in zip(prefixes, values, strict=True) if v is not None]) + "}"
-    return encode_values
 
 
 def duplicate_key(entity: EntityDef, file: str | None, line: int, first_line: int,
